@@ -1,0 +1,262 @@
+"""Command line: argument parsing and exit codes only; everything else is called.
+
+Exit codes: 0 success, 1 reserved for a failed gate, 2 bad input or usage (one line naming the
+file/line/key), 3 internal error (traceback with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from evalkit import __version__
+from evalkit.config import bundled_config
+from evalkit.errors import InputError
+
+EXIT_OK = 0
+EXIT_GATE_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints the usage too)
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"evalkit: error: {message}\n")
+
+
+def _model_override(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, Path(path).expanduser()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        metavar="DIR",
+        help="the ADEChallengeData2016 folder itself (overrides dataset.root)",
+    )
+    p.add_argument(
+        "--pairs",
+        type=Path,
+        metavar="FILE",
+        help="CoCosNet pairs file, e.g. ade20k_ref_test.txt (overrides dataset.pairs)",
+    )
+    p.add_argument(
+        "--model",
+        type=_model_override,
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="path of the config's model NAME (repeatable); IR .xml, .onnx or any format OpenVINO reads",
+    )
+    p.add_argument(
+        "--verifier",
+        type=Path,
+        metavar="PATH",
+        help="googlenet-v3 (Inception-V3) verifier model (overrides verifier.path)",
+    )
+    p.add_argument("--limit", type=_positive_int, metavar="N", help="evaluate only the first N pairs")
+    p.add_argument(
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="where results.json, summary.csv, per_sample.csv and report.md go",
+    )
+    p.add_argument("--device", metavar="NAME", help="OpenVINO device (default CPU)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="evalkit",
+        description="Accuracy evaluation of exemplar-based image translation models (CoCosNet on ADE20k) "
+        "with OpenVINO: PSNR, SSIM, IS and FID exactly as the OMZ Accuracy Checker computes them.",
+    )
+    parser.add_argument("--version", action="version", version=f"evalkit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of internal errors")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_ArgumentParser
+    )
+
+    run = sub.add_parser(
+        "run",
+        help="evaluate the models of a config",
+        description="Evaluate every model of CONFIG on the ADE20k pairs and write results.json, summary.csv, "
+        "per_sample.csv and report.md. Flags override the config's settings.",
+    )
+    run.add_argument("config", type=Path, help="YAML config, e.g. configs/cocosnet.yaml")
+    _add_run_options(run)
+    run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    demo = sub.add_parser(
+        "demo",
+        help="evaluate stand-in models on a synthetic data set (nothing to download)",
+        description="Build the stand-in models (OpenVINO opset API) and a synthetic ADE20k-layout data set "
+        "in a cache folder, then evaluate them with configs/demo.yaml through the same path as "
+        "'evalkit run'. The numbers come from stand-ins: they are not the published table.",
+    )
+    demo.add_argument(
+        "--output",
+        type=Path,
+        default=Path("reports/demo"),
+        metavar="DIR",
+        help="report folder (default: ./reports/demo)",
+    )
+    demo.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="where stand-ins and data are built (default: $EVALKIT_CACHE_DIR or ~/.cache/evalkit)",
+    )
+    demo.add_argument(
+        "--pairs", type=_positive_int, default=32, metavar="N", help="synthetic pairs (default 32)"
+    )
+    demo.add_argument("--quiet", action="store_true", help="no progress output")
+    demo.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+class _ConsoleProgress:
+    """A tqdm bar per model on a terminal; periodic one-line logs otherwise (CI logs stay readable)."""
+
+    def __init__(self, stream=sys.stderr, interval_s: float = 10.0) -> None:
+        self.stream = stream
+        self.interval_s = interval_s
+        self.bars: dict = {}
+        self.done: dict[str, int] = {}
+
+    def start(self, model_names: Sequence[str], total: int) -> None:
+        self.total = total
+        self.t0 = self.last = time.monotonic()
+        self.done = dict.fromkeys(model_names, 0)
+        if self.stream.isatty():
+            from tqdm import tqdm
+
+            width = max(len(n) for n in model_names)
+            self.bars = {
+                name: tqdm(
+                    total=total,
+                    desc=name.ljust(width),
+                    unit="pair",
+                    position=i,
+                    file=self.stream,
+                    dynamic_ncols=True,
+                    leave=True,
+                )
+                for i, name in enumerate(model_names)
+            }
+
+    def advance(self, model_name: str) -> None:
+        self.done[model_name] += 1
+        if self.bars:
+            self.bars[model_name].update(1)
+            return
+        now = time.monotonic()
+        finished = all(v == self.total for v in self.done.values())
+        if now - self.last >= self.interval_s or finished:
+            self.last = now
+            rate = min(self.done.values()) / max(now - self.t0, 1e-9)
+            parts = ", ".join(f"{k} {v}/{self.total}" for k, v in self.done.items())
+            print(
+                f"evalkit: {parts} ({rate:.2f} pairs/s, {now - self.t0:.0f} s)", file=self.stream, flush=True
+            )
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from evalkit.pipeline import evaluate
+    from evalkit.report import render_markdown, write_reports
+
+    result = evaluate(
+        args.config,
+        data_root=args.data_root,
+        pairs=args.pairs,
+        models=dict(args.model),
+        verifier=args.verifier,
+        limit=args.limit,
+        output=args.output,
+        device=args.device,
+        progress=None if args.quiet else _ConsoleProgress(),
+    )
+    output = Path(result.config["output"] or "reports/evalkit")
+    paths = write_reports(result, output)
+    print(render_markdown(result))
+    print(f"Wrote {', '.join(str(p) for p in paths.values())}")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from evalkit.demo.dataset import build_synthetic_ade20k
+    from evalkit.demo.models import save_standins
+
+    cache = args.cache_dir or Path(os.environ.get("EVALKIT_CACHE_DIR") or Path.home() / ".cache" / "evalkit")
+    cache = cache.expanduser() / "demo"
+    if not args.quiet:
+        print(
+            f"evalkit demo: building stand-in models and {args.pairs} synthetic pairs in {cache}",
+            file=sys.stderr,
+        )
+    models = save_standins(cache / "models")
+    data = build_synthetic_ade20k(cache / f"data-{args.pairs}", n_pairs=args.pairs)
+    ns = argparse.Namespace(
+        config=bundled_config("demo.yaml"),
+        data_root=data.root,
+        pairs=data.pairs,
+        model=[("original", models.original), ("converted", models.converted)],
+        verifier=models.verifier,
+        limit=None,
+        output=args.output,
+        device=None,
+        quiet=args.quiet,
+    )
+    return _cmd_run(ns)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``evalkit`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"run": _cmd_run, "demo": _cmd_demo}
+    try:
+        return handlers[args.command](args)
+    except InputError as exc:
+        print(f"evalkit: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("evalkit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(
+                f"evalkit: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                file=sys.stderr,
+            )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

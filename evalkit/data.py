@@ -1,0 +1,194 @@
+"""ADE20k validation pairs: the pairs file, where each file lives, and reading images as the reference does.
+
+Layout (``root`` is the ``ADEChallengeData2016`` folder itself)::
+
+    images/validation/X.jpg        ground truth             (Pillow, converted to RGB)
+    annotations/validation/X.png   input mask               (OpenCV, BGR -> gray)
+    images/training/Y.jpg          exemplar                 (OpenCV, BGR)
+    annotations/training/Y.png     exemplar mask            (OpenCV, BGR -> gray)
+
+for each pairs-file line ``X.jpg,Y.jpg[,...]``. Only fields 1 and 2 are read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from evalkit import defaults
+from evalkit.errors import InputError
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One evaluation pair: a validation image and its exemplar from the training split."""
+
+    index: int  #: 0-based position in evaluation order (= file order)
+    line: int  #: 1-based line number in the pairs file
+    val_id: str  #: e.g. ``ADE_val_00000001`` (the ``pair_id`` of per-sample results)
+    exemplar_id: str  #: e.g. ``ADE_train_00013948``
+
+
+@dataclass(frozen=True)
+class PairFiles:
+    """The four files of a pair."""
+
+    input_mask: Path
+    exemplar: Path
+    exemplar_mask: Path
+    ground_truth: Path
+
+
+def _parse_name(field_text: str, where: str, what: str) -> str:
+    name = field_text.strip()
+    if not name:
+        raise InputError(f"{where}: {what} is empty")
+    if "/" in name or "\\" in name or name in (".", "..") or name.startswith("."):
+        raise InputError(f"{where}: {what} {name!r} must be a bare file name without path components")
+    if not name.lower().endswith(".jpg"):
+        raise InputError(f"{where}: {what} {name!r} must be a .jpg file name")
+    return name[: -len(".jpg")]
+
+
+def read_pairs(path: str | Path, *, limit: int | None = None) -> list[Pair]:
+    """Parse a CoCosNet pairs file (``ade20k_ref_test.txt``) into :class:`Pair` records.
+
+    Parameters
+    ----------
+    path
+        The pairs file: UTF-8 (an optional BOM is tolerated), one pair per line,
+        comma-separated, field 1 = validation image, field 2 = exemplar; further fields are ignored.
+    limit
+        Keep only the first ``limit`` pairs.
+
+    Notes
+    -----
+    The reference reads the lines into a dict, so a repeated validation id keeps its first position
+    and its last exemplar, and a blank line crashes it. evalkit skips blank lines and refuses
+    repeated ids, since either outcome is almost certainly a broken file.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path}: pairs file not found") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: pairs file is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read pairs file: {exc.strerror}") from None
+    pairs: list[Pair] = []
+    seen: dict[str, int] = {}
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{line_no}"
+        fields = line.split(",")
+        if len(fields) < 2:
+            raise InputError(f"{where}: expected 'VALIDATION.jpg,EXEMPLAR.jpg[,...]', got {line.strip()!r}")
+        val_id = _parse_name(fields[0], where, "field 1 (validation image)")
+        exemplar_id = _parse_name(fields[1], where, "field 2 (exemplar image)")
+        if val_id in seen:
+            raise InputError(f"{where}: validation image {val_id}.jpg repeats line {seen[val_id]}")
+        seen[val_id] = line_no
+        pairs.append(Pair(index=len(pairs), line=line_no, val_id=val_id, exemplar_id=exemplar_id))
+        if limit is not None and len(pairs) >= limit:
+            break
+    if not pairs:
+        raise InputError(f"{path}: pairs file has no pairs")
+    return pairs
+
+
+def pair_files(root: Path, pair: Pair) -> PairFiles:
+    """Where the four files of ``pair`` live under the ``ADEChallengeData2016`` folder ``root``."""
+    return PairFiles(
+        input_mask=root / "annotations" / "validation" / f"{pair.val_id}.png",
+        exemplar=root / "images" / "training" / f"{pair.exemplar_id}.jpg",
+        exemplar_mask=root / "annotations" / "training" / f"{pair.exemplar_id}.png",
+        ground_truth=root / "images" / "validation" / f"{pair.val_id}.jpg",
+    )
+
+
+def check_root(root: Path) -> None:
+    """Fail early, with the expected layout, if ``root`` is not an ADEChallengeData2016 folder."""
+    expected = ("images/validation", "images/training", "annotations/validation", "annotations/training")
+    missing = [sub for sub in expected if not (root / sub).is_dir()]
+    if missing:
+        raise InputError(
+            f"{root}: not an ADEChallengeData2016 folder: missing {', '.join(missing)} "
+            "(pass the ADEChallengeData2016 folder itself as --data-root; see datasets.md)"
+        )
+
+
+def _require_file(path: Path, what: str, pair: Pair | None) -> None:
+    if not path.is_file():
+        context = f" (pairs line {pair.line})" if pair is not None else ""
+        raise InputError(f"{path}: {what} not found{context}")
+
+
+def read_label_map(path: Path, pair: Pair | None = None) -> np.ndarray:
+    """Read an ADE20k label map as the reference does: OpenCV 3-channel BGR, then to gray.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``H x W`` uint8, values 0..150.
+    """
+    _require_file(path, "label map", pair)
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(f"{path}: cannot decode label map (corrupt or not an image)")
+    labels = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    top = int(labels.max())
+    if top >= defaults.NUM_CLASSES:
+        raise InputError(
+            f"{path}: label value {top} is outside 0..{defaults.NUM_CLASSES - 1} "
+            "(ADE20k has 150 classes + 'other')"
+        )
+    return labels
+
+
+def read_exemplar(path: Path, pair: Pair | None = None) -> np.ndarray:
+    """Read an exemplar image as the reference does: OpenCV, ``H x W x 3`` uint8 **BGR**.
+
+    Notes
+    -----
+    ``cv2.imread`` applies EXIF orientation; Pillow (used for the ground truth) does not. ADE20k
+    images carry no rotation; the two readers are kept as the reference has them.
+    """
+    _require_file(path, "exemplar image", pair)
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(f"{path}: cannot decode exemplar image (corrupt or not an image)")
+    return bgr
+
+
+def read_ground_truth(path: Path, pair: Pair | None = None) -> np.ndarray:
+    """Read a ground-truth image with Pillow as ``H x W x 3`` uint8 **RGB**.
+
+    Notes
+    -----
+    The reference keeps Pillow's mode, so a grayscale or CMYK JPEG breaks it; ADE20k has a few
+    grayscale images. evalkit converts every non-RGB mode with ``Image.convert("RGB")``.
+    """
+    _require_file(path, "ground-truth image", pair)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
+            return np.asarray(rgb, dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise InputError(f"{path}: cannot decode ground-truth image ({exc})") from None
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

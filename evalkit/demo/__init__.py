@@ -1,0 +1,1 @@
+"""Stand-in models and a synthetic ADE20k tree, so that evalkit runs with nothing downloaded."""

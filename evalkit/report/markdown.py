@@ -1,0 +1,65 @@
+"""``report.md``: the card's table (one column per model) with deltas, and a header saying what was run."""
+
+from __future__ import annotations
+
+from evalkit.report.tables import REFERENCE_METRICS, SPREAD_METRICS, format_delta, format_value
+from evalkit.results import RunResult
+
+
+def _table(result: RunResult, metrics: tuple[tuple[str, str, str, int], ...], first_col: str) -> list[str]:
+    names = list(result.models)
+    base = names[0]
+    labels = [result.models[n].label for n in names]
+    delta_heads = [f"Δ {name} − {base}" for name in names[1:]]
+    head = [first_col, *labels, *delta_heads]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for key, display, unit, decimals in metrics:
+        values = [result.models[n].metrics.to_dict()[key] for n in names]
+        base_value = result.models[base].metrics.to_dict()[key]
+        cells = [display]
+        cells += [format_value(v, unit, decimals) for v in values]
+        cells += [format_delta(v, base_value, unit, decimals) for v in values[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_markdown(result: RunResult) -> str:
+    """The Markdown report of a run."""
+    cfg = result.config
+    ds = result.dataset
+    lines = [
+        "# evalkit report",
+        "",
+        f"- Data set: `{ds.root}`, pairs `{ds.pairs}` (sha256 `{ds.pairs_sha256[:12]}…`), N = {ds.n_pairs}",
+        f"- Verifier: `{result.verifier.path}` (sha256 `{result.verifier.sha256[:12]}…`)",
+        "- Models: "
+        + "; ".join(f"{m.label} = `{m.path}` (sha256 `{m.sha256[:12]}…`)" for m in result.models.values()),
+        f"- Runtime: OpenVINO {result.environment.get('openvino', '?')}, device {cfg['runtime']['device']}, "
+        f"inference precision {cfg['runtime']['inference_precision']}",
+        f"- Metrics: reference method (OMZ Accuracy Checker cocosnet); SSIM constants "
+        f"`{cfg['metrics']['ssim_constants']}`, FID route `{cfg['metrics']['fid_method']}`",
+        f"- evalkit {result.evalkit_version}",
+        "",
+        "## Reference metrics",
+        "",
+        *_table(result, REFERENCE_METRICS, "Metric"),
+        "",
+        "Higher is better for PSNR, SSIM and IS; lower is better for FID. IS and FID depend on the verifier,",
+        "N and the preprocessing: compare them only with runs that share all three.",
+        "",
+        "## Per-image spread",
+        "",
+        *_table(result, SPREAD_METRICS, "Statistic"),
+        "",
+    ]
+    identical = {
+        m.label: m.metrics.psnr_identical for m in result.models.values() if m.metrics.psnr_identical
+    }
+    if identical:
+        lines += [
+            "PSNR mean and std are over the images that differ from their ground truth; "
+            + ", ".join(f"{label}: {k} identical" for label, k in identical.items())
+            + ".",
+            "",
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,199 @@
+"""The typed record of a run and its JSON form: the contract between evaluation, reports and the gate.
+
+``results.json`` holds metric values as JSON numbers only: a value that is undefined (e.g. a PSNR mean
+when every image is identical to its ground truth) is written as ``null``, never as NaN or Infinity.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalkit.errors import InputError
+
+
+@dataclass(frozen=True)
+class SampleScores:
+    """Per-pair scores of one model. ``psnr`` is ``inf`` when the output equals the ground truth."""
+
+    pair_id: str
+    psnr: float
+    ssim: float
+
+
+@dataclass(frozen=True)
+class ModelMetrics:
+    """The reference table's four metrics for one model, plus their spreads.
+
+    ``psnr`` and ``psnr_std`` are over the finite per-image values; ``psnr_identical`` counts the
+    images identical to their ground truth (infinite PSNR).
+    """
+
+    psnr: float
+    ssim: float
+    inception_score: float
+    fid: float
+    psnr_std: float
+    ssim_std: float
+    psnr_identical: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "psnr": _num(self.psnr),
+            "ssim": _num(self.ssim),
+            "is": _num(self.inception_score),
+            "fid": _num(self.fid),
+            "psnr_std": _num(self.psnr_std),
+            "ssim_std": _num(self.ssim_std),
+            "psnr_identical": int(self.psnr_identical),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelMetrics:
+        return cls(
+            psnr=_float(d["psnr"]),
+            ssim=_float(d["ssim"]),
+            inception_score=_float(d["is"]),
+            fid=_float(d["fid"]),
+            psnr_std=_float(d["psnr_std"]),
+            ssim_std=_float(d["ssim_std"]),
+            psnr_identical=int(d["psnr_identical"]),
+        )
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """Everything measured for one translation model."""
+
+    name: str
+    label: str
+    path: str
+    sha256: str
+    metrics: ModelMetrics
+    n: int
+    samples: tuple[SampleScores, ...] = ()
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    root: str
+    pairs: str
+    n_pairs: int
+    pairs_sha256: str
+
+
+@dataclass(frozen=True)
+class VerifierInfo:
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A whole run. ``models`` keeps the config's order; the first model is the comparison baseline."""
+
+    evalkit_version: str
+    config: dict[str, Any]
+    dataset: DatasetInfo
+    models: dict[str, ModelResult]
+    verifier: VerifierInfo
+    environment: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "evalkit_version": self.evalkit_version,
+            "config": self.config,
+            "dataset": vars(self.dataset).copy(),
+            "models": {
+                name: {
+                    "label": m.label,
+                    "path": m.path,
+                    "sha256": m.sha256,
+                    "metrics": m.metrics.to_dict(),
+                    "n": m.n,
+                    "samples": [
+                        {"pair_id": s.pair_id, "psnr": _num(s.psnr), "ssim": _num(s.ssim)} for s in m.samples
+                    ],
+                }
+                for name, m in self.models.items()
+            },
+            "verifier": vars(self.verifier).copy(),
+            "environment": self.environment,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunResult:
+        models = {}
+        for name, m in d["models"].items():
+            samples = tuple(
+                SampleScores(
+                    pair_id=s["pair_id"],
+                    psnr=math.inf if s["psnr"] is None else float(s["psnr"]),
+                    ssim=_float(s["ssim"]),
+                )
+                for s in m.get("samples", [])
+            )
+            models[name] = ModelResult(
+                name=name,
+                label=m["label"],
+                path=m["path"],
+                sha256=m["sha256"],
+                metrics=ModelMetrics.from_dict(m["metrics"]),
+                n=int(m["n"]),
+                samples=samples,
+            )
+        return cls(
+            evalkit_version=d["evalkit_version"],
+            config=d["config"],
+            dataset=DatasetInfo(**d["dataset"]),
+            models=models,
+            verifier=VerifierInfo(**d["verifier"]),
+            environment=d.get("environment", {}),
+            timings=d.get("timings", {}),
+        )
+
+
+def _num(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _float(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_results(result: RunResult, path: Path) -> None:
+    """Write ``results.json`` (strict JSON: ``allow_nan=False``)."""
+    write_text_atomic(path, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
+
+
+def load_results(path: Path) -> RunResult:
+    """Read a ``results.json`` written by :func:`save_results`."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return RunResult.from_dict(data)
+    except FileNotFoundError:
+        raise InputError(f"{path}: results file not found") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"{path}: not an evalkit results file (missing or wrong key {exc})") from None

@@ -1,0 +1,81 @@
+"""The Inception-V3 verifier: one pass per image gives both the IS probabilities and the FID features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+
+from evalkit.config import RuntimeSpec, VerifierSpec
+from evalkit.errors import InputError
+from evalkit.preprocess import image_tensor, verifier_image
+from evalkit.runtime import CompiledModel, compile_model, find_or_add_output, read_model
+
+
+@dataclass(frozen=True)
+class VerifierOutput:
+    """What the verifier says about one image."""
+
+    probabilities: np.ndarray  #: softmax row, e.g. 1001 values (background class included)
+    features: np.ndarray  #: pooled features, e.g. 2048 values
+
+
+@dataclass
+class Verifier:
+    """A compiled verifier with its input convention and layout (read from the model, not assumed)."""
+
+    spec: VerifierSpec
+    model: CompiledModel
+    layout: str  #: "NCHW" or "NHWC"
+    size: tuple[int, int]  #: (height, width) of the input
+
+    def __call__(self, rgb: np.ndarray) -> VerifierOutput:
+        """Verify one uint8 RGB image at ground-truth resolution (both outputs from one inference)."""
+        bgr = verifier_image(rgb, size=self.size[0])  # the input is square (checked at load)
+        x = image_tensor(bgr, self.spec.input, layout=self.layout)
+        probs, feats = self.model.infer({self.model.input_names[0]: x})
+        return VerifierOutput(probabilities=probs.reshape(-1), features=feats.reshape(-1))
+
+
+def _layout(shape: list[int], path: Path) -> tuple[str, tuple[int, int]]:
+    if len(shape) == 4 and shape[0] == 1 and shape[1] == 3 and shape[2] == shape[3]:
+        return "NCHW", (shape[2], shape[3])
+    if len(shape) == 4 and shape[0] == 1 and shape[3] == 3 and shape[1] == shape[2]:
+        return "NHWC", (shape[1], shape[2])
+    raise InputError(
+        f"{path}: verifier input has shape {shape}; expected [1,3,S,S] (NCHW) or [1,S,S,3] (NHWC)"
+    )
+
+
+def load_verifier(core: ov.Core, spec: VerifierSpec, runtime: RuntimeSpec) -> Verifier:
+    """Read the verifier, add its features node as an output if needed, check and compile it."""
+    assert spec.path is not None, "config completeness is checked before loading"
+    model = read_model(core, spec.path, "verifier")
+    if len(model.inputs) != 1:
+        raise InputError(f"{spec.path}: verifier has {len(model.inputs)} inputs, expected 1")
+    port = model.inputs[0]
+    pshape = port.get_partial_shape()
+    if pshape.is_dynamic:
+        raise InputError(
+            f"{spec.path}: verifier input has dynamic shape {pshape}; reshape it to a static one"
+        )
+    layout, size = _layout(list(pshape.to_shape()), spec.path)
+    probs_idx = find_or_add_output(
+        model, spec.probabilities_output, spec.path, "verifier.probabilities_output"
+    )
+    feats_idx = find_or_add_output(model, spec.features_output, spec.path, "verifier.features_output")
+    compiled = compile_model(core, model, runtime, spec.path)
+    input_name = port.get_any_name()
+    return Verifier(
+        spec=spec,
+        model=CompiledModel(
+            path=spec.path,
+            compiled=compiled,
+            input_names=(input_name,),
+            output_indices=(probs_idx, feats_idx),
+        ),
+        layout=layout,
+        size=size,
+    )

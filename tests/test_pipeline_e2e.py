@@ -1,0 +1,163 @@
+"""End to end on stand-ins: the whole pipeline, its outputs, and its contract with the reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import evalkit
+from evalkit.config import bundled_config
+from evalkit.demo.dataset import build_synthetic_ade20k
+from evalkit.demo.models import save_standins
+from evalkit.report import write_reports
+from evalkit.results import RunResult, load_results
+
+SIZES = [(96, 128), (128, 96), (80, 80), (120, 200), (200, 120), (64, 100)]
+
+
+@pytest.fixture(scope="module")
+def standins(tmp_path_factory: pytest.TempPathFactory):
+    return save_standins(tmp_path_factory.mktemp("standins"))
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory: pytest.TempPathFactory):
+    return build_synthetic_ade20k(tmp_path_factory.mktemp("data"), n_pairs=6, sizes=SIZES)
+
+
+@pytest.fixture(scope="module")
+def result(standins, small_data) -> RunResult:
+    return evalkit.evaluate(
+        bundled_config("demo.yaml"),
+        data_root=small_data.root,
+        pairs=small_data.pairs,
+        models={"original": standins.original, "converted": standins.converted},
+        verifier=standins.verifier,
+    )
+
+
+def test_every_model_every_pair_in_file_order(result: RunResult, small_data) -> None:
+    assert list(result.models) == ["original", "converted"]
+    ids = [line.split(",")[0].removesuffix(".jpg") for line in small_data.pairs.read_text().splitlines()]
+    for model in result.models.values():
+        assert model.n == 6 == len(model.samples)
+        assert [s.pair_id for s in model.samples] == ids
+    assert result.dataset.n_pairs == 6
+
+
+def test_metrics_are_sane_and_consistent_with_samples(result: RunResult) -> None:
+    for model in result.models.values():
+        m = model.metrics
+        psnrs = np.array([s.psnr for s in model.samples])
+        ssims = np.array([s.ssim for s in model.samples])
+        assert m.psnr == pytest.approx(psnrs.mean(), rel=1e-12)
+        assert m.psnr_std == pytest.approx(psnrs.std(), rel=1e-12)
+        assert m.ssim == pytest.approx(ssims.mean(), rel=1e-12)
+        assert m.ssim_std == pytest.approx(ssims.std(), rel=1e-12)
+        assert 5 < m.psnr < 40 and 0 < m.ssim < 1 and m.inception_score >= 1 and m.fid > 0
+        assert m.psnr_identical == 0
+
+
+def test_fp16_converted_is_close_to_original(result: RunResult) -> None:
+    a, b = result.models["original"].metrics, result.models["converted"].metrics
+    assert abs(a.psnr - b.psnr) < 0.1
+    assert abs(a.ssim - b.ssim) < 0.01
+
+
+def test_same_inputs_same_numbers(result: RunResult, standins, small_data) -> None:
+    again = evalkit.evaluate(
+        bundled_config("demo.yaml"),
+        data_root=small_data.root,
+        pairs=small_data.pairs,
+        models={"original": standins.original, "converted": standins.converted},
+        verifier=standins.verifier,
+    )
+    for name in result.models:
+        assert again.models[name].metrics == result.models[name].metrics
+        assert again.models[name].samples == result.models[name].samples
+
+
+def test_limit_takes_the_first_pairs(result: RunResult, standins, small_data) -> None:
+    head = evalkit.evaluate(
+        bundled_config("demo.yaml"),
+        data_root=small_data.root,
+        pairs=small_data.pairs,
+        models={"original": standins.original, "converted": standins.converted},
+        verifier=standins.verifier,
+        limit=3,
+    )
+    assert head.dataset.n_pairs == 3
+    assert head.models["original"].samples == result.models["original"].samples[:3]
+
+
+def test_reports_written_with_the_contract_keys(result: RunResult, tmp_path: Path) -> None:
+    paths = write_reports(result, tmp_path)
+    data = json.loads(paths["json"].read_text())
+    assert set(data) >= {"evalkit_version", "config", "dataset", "models", "verifier", "environment"}
+    assert set(data["dataset"]) >= {"root", "pairs", "n_pairs", "pairs_sha256"}
+    for name in ("original", "converted"):
+        model = data["models"][name]
+        assert set(model) >= {"label", "path", "sha256", "metrics", "n"}
+        assert set(model["metrics"]) >= {
+            "psnr",
+            "ssim",
+            "is",
+            "fid",
+            "psnr_std",
+            "ssim_std",
+            "psnr_identical",
+        }
+        assert all(isinstance(v, int | float) for v in model["metrics"].values())
+        assert len(model["sha256"]) == 64
+    assert set(data["verifier"]) >= {"path", "sha256"}
+    assert {"openvino", "numpy", "opencv", "pillow", "cpu"} <= set(data["environment"])
+    assert data["config"]["runtime"]["inference_precision"] == "f32"
+    # the JSON round-trips to the same record
+    assert load_results(paths["json"]).models["converted"].metrics == result.models["converted"].metrics
+
+    with open(paths["summary"], newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["metric", "original", "converted"]
+    assert [r[0] for r in rows[1:5]] == ["psnr", "ssim", "is", "fid"]
+    assert float(rows[1][1]) == result.models["original"].metrics.psnr
+
+    with open(paths["per_sample"], newline="") as fh:
+        per = list(csv.DictReader(fh))
+    assert list(per[0]) == ["pair_id", "model", "psnr", "ssim"]
+    assert len(per) == 12 and per[0]["pair_id"] == result.models["original"].samples[0].pair_id
+    assert float(per[1]["ssim"]) == result.models["converted"].samples[0].ssim
+
+    md = paths["markdown"].read_text()
+    assert "| Metric | Original model (stand-in, FP32) | Converted model (stand-in, FP16) |" in md
+    assert "N = 6" in md and "inference precision f32" in md and f"evalkit {evalkit.__version__}" in md
+    for metric in ("| PSNR |", "| SSIM |", "| IS |", "| FID |"):
+        assert metric in md
+
+
+def test_identical_images_do_not_break_results(result: RunResult, tmp_path: Path) -> None:
+    # An output identical to its ground truth has PSNR = inf: the mean is over the finite values, the
+    # count is reported, and results.json stays strict JSON.
+    from dataclasses import replace
+
+    model = result.models["original"]
+    samples = (replace(model.samples[0], psnr=math.inf), *model.samples[1:])
+    from evalkit.metrics import mean_std_finite
+
+    mean, std, identical = mean_std_finite([s.psnr for s in samples])
+    metrics = replace(model.metrics, psnr=mean, psnr_std=std, psnr_identical=identical)
+    patched = replace(
+        result, models={**result.models, "original": replace(model, samples=samples, metrics=metrics)}
+    )
+    paths = write_reports(patched, tmp_path)
+    text = paths["json"].read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    data = json.loads(text)
+    assert data["models"]["original"]["metrics"]["psnr_identical"] == 1
+    assert data["models"]["original"]["samples"][0]["psnr"] is None
+    assert "Original model (stand-in, FP32): 1 identical" in paths["markdown"].read_text()
+    assert load_results(paths["json"]).models["original"].samples[0].psnr == math.inf
