@@ -82,6 +82,18 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         help="where results.json, summary.csv, per_sample.csv and report.md go",
     )
     p.add_argument("--device", metavar="NAME", help="OpenVINO device (default CPU)")
+    p.add_argument(
+        "--metrics",
+        choices=("reference", "all"),
+        help="'reference': only the four reference metrics; 'all' (default): also the extended table "
+        "(Wang SSIM, RGB PSNR, IS over 10 splits, KID) and the paired comparison with the reference model",
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        metavar="N",
+        help="bootstrap resamples of the paired comparison's intervals (default 200; 0 turns them off)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -198,6 +210,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         limit=args.limit,
         output=args.output,
         device=args.device,
+        metrics=args.metrics,
+        bootstrap=args.bootstrap,
         progress=None if args.quiet else _ConsoleProgress(),
     )
     output = Path(result.config["output"] or "reports/evalkit")
@@ -229,6 +243,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         limit=None,
         output=args.output,
         device=None,
+        metrics=None,
+        bootstrap=None,
         quiet=args.quiet,
     )
     return _cmd_run(ns)

@@ -21,6 +21,7 @@ from evalkit.errors import InputError
 ColorOrder = Literal["RGB", "BGR"]
 SsimConstants = Literal["reference", "reference-2020"]
 FidMethod = Literal["auto", "eigh", "sqrtm"]
+MetricProfile = Literal["reference", "all"]
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,19 @@ class RuntimeSpec:
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """Metric variants. Defaults reproduce the reference (OMZ Accuracy Checker 2023.3)."""
+    """Metric variants. The reference table's defaults reproduce the OMZ Accuracy Checker 2023.3.
+
+    ``profile="all"`` adds the extended table (Wang SSIM, RGB PSNR, IS over 10 splits, KID) and the paired
+    comparison of every model with ``reference_model`` (default: the first model); ``"reference"`` keeps
+    the four reference metrics only. ``bootstrap`` resamples (0 = off) and ``seed`` drive the intervals.
+    """
 
     ssim_constants: SsimConstants = "reference"
     fid_method: FidMethod = "auto"
+    profile: MetricProfile = "all"
+    reference_model: str | None = None
+    bootstrap: int = 200
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,7 +131,7 @@ _CONVENTION_KEYS = ("color_order", "mean", "scale")
 _TENSOR_KEYS = ("input_seg_map", "ref_image", "ref_seg_map", "output")
 _VERIFIER_KEYS = ("path", "input", "probabilities_output", "features_output")
 _RUNTIME_KEYS = ("device", "inference_precision")
-_METRIC_KEYS = ("ssim_constants", "fid_method")
+_METRIC_KEYS = ("ssim_constants", "fid_method", "profile", "reference_model", "bootstrap", "seed")
 _PRECISIONS = ("f32", "f16", "bf16")
 
 
@@ -168,6 +178,11 @@ class _Reader:
         if value is None:
             return None
         return Path(self.string(value, key)).expanduser()
+
+    def non_negative_int(self, value: Any, key: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.fail(key, f"expected an integer >= 0, got {value!r}")
+        return value
 
     def positive_int(self, value: Any, key: str) -> int | None:
         if value is None:
@@ -253,6 +268,12 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
             mt.get("ssim_constants", "reference"), "metrics.ssim_constants", ("reference", "reference-2020")
         ),
         fid_method=r.choice(mt.get("fid_method", "auto"), "metrics.fid_method", ("auto", "eigh", "sqrtm")),
+        profile=r.choice(mt.get("profile", "all"), "metrics.profile", ("reference", "all")),
+        reference_model=None
+        if mt.get("reference_model") is None
+        else r.choice(mt["reference_model"], "metrics.reference_model", tuple(m.name for m in models)),
+        bootstrap=r.non_negative_int(mt.get("bootstrap", 200), "metrics.bootstrap"),
+        seed=r.non_negative_int(mt.get("seed", 0), "metrics.seed"),
     )
     return Config(
         models=tuple(models),
@@ -315,6 +336,8 @@ class Overrides:
     limit: int | None = None
     output: Path | None = None
     device: str | None = None
+    metrics: MetricProfile | None = None
+    bootstrap: int | None = None
 
 
 def apply_overrides(config: Config, overrides: Overrides) -> Config:
@@ -346,12 +369,20 @@ def apply_overrides(config: Config, overrides: Overrides) -> Config:
     runtime = config.runtime
     if overrides.device is not None:
         runtime = replace(runtime, device=overrides.device)
+    metrics = config.metrics
+    if overrides.metrics is not None:
+        metrics = replace(metrics, profile=overrides.metrics)
+    if overrides.bootstrap is not None:
+        if overrides.bootstrap < 0:
+            raise InputError(f"--bootstrap: expected an integer >= 0, got {overrides.bootstrap}")
+        metrics = replace(metrics, bootstrap=overrides.bootstrap)
     return replace(
         config,
         models=models,
         dataset=dataset,
         verifier=verifier,
         runtime=runtime,
+        metrics=metrics,
         output=overrides.output if overrides.output is not None else config.output,
     )
 
@@ -407,6 +438,13 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             "device": config.runtime.device,
             "inference_precision": config.runtime.inference_precision,
         },
-        "metrics": {"ssim_constants": config.metrics.ssim_constants, "fid_method": config.metrics.fid_method},
+        "metrics": {
+            "ssim_constants": config.metrics.ssim_constants,
+            "fid_method": config.metrics.fid_method,
+            "profile": config.metrics.profile,
+            "reference_model": config.metrics.reference_model or config.models[0].name,
+            "bootstrap": config.metrics.bootstrap,
+            "seed": config.metrics.seed,
+        },
         "output": p(config.output),
     }

@@ -31,10 +31,18 @@ from evalkit.data import (
     sha256_file,
 )
 from evalkit.errors import InputError
-from evalkit.metrics import fid, inception_score, mean_std_finite, psnr, ssim
+from evalkit.metrics import fid, inception_score, kid, mean_std_finite, psnr, ssim
 from evalkit.postprocess import output_to_image, upscale
 from evalkit.preprocess import one_hot, resize_exemplar, resize_label_map
-from evalkit.results import DatasetInfo, ModelMetrics, ModelResult, RunResult, SampleScores, VerifierInfo
+from evalkit.results import (
+    DatasetInfo,
+    ExtendedMetrics,
+    ModelMetrics,
+    ModelResult,
+    RunResult,
+    SampleScores,
+    VerifierInfo,
+)
 from evalkit.runtime import make_core
 from evalkit.translator import Translator, load_translator
 from evalkit.verifier import load_verifier
@@ -119,7 +127,41 @@ class _ModelAccumulator:
         self.features = np.empty((n, n_features), dtype=np.float32)
 
 
-def _summarise(acc: _ModelAccumulator, gt_features: np.ndarray, metric_spec: cfg.MetricSpec) -> ModelMetrics:
+#: Splits of the extended table's Inception Score (the common GAN-literature protocol).
+IS_SPLITS = 10
+
+
+def score_sample(pair_id: str, image: np.ndarray, gt: np.ndarray, spec: cfg.MetricSpec) -> SampleScores:
+    """Per-image metrics of one generated image against its ground truth."""
+    extended = spec.profile == "all"
+    return SampleScores(
+        pair_id=pair_id,
+        psnr=psnr(image, gt),
+        ssim=ssim(image, gt, variant=spec.ssim_constants),
+        ssim_wang=ssim(image, gt, variant="wang") if extended else None,
+        psnr_rgb=psnr(image, gt, variant="rgb") if extended else None,
+    )
+
+
+def _extended(acc: _ModelAccumulator, gt_features: np.ndarray, spec: cfg.MetricSpec) -> ExtendedMetrics:
+    n = len(acc.samples)
+    psnr_rgb, _, _ = mean_std_finite([s.psnr_rgb for s in acc.samples])
+    if n >= IS_SPLITS:
+        is_10, is_10_std = inception_score(acc.probabilities, splits=IS_SPLITS, seed=spec.seed)
+    else:  # fewer images than splits: undefined, reported as n/a rather than silently re-defined
+        is_10, is_10_std = float("nan"), float("nan")
+    kid_mean, kid_std = kid(gt_features, acc.features, seed=spec.seed)
+    return ExtendedMetrics(
+        ssim_wang=float(np.mean([s.ssim_wang for s in acc.samples])),
+        psnr_rgb=psnr_rgb,
+        is_10=is_10,
+        is_10_std=is_10_std,
+        kid=kid_mean,
+        kid_std=kid_std,
+    )
+
+
+def _summarise(acc: _ModelAccumulator, gt_features: np.ndarray, spec: cfg.MetricSpec) -> ModelMetrics:
     psnr_mean, psnr_std, identical = mean_std_finite([s.psnr for s in acc.samples])
     ssims = np.array([s.ssim for s in acc.samples], dtype=np.float64)
     is_mean, _ = inception_score(acc.probabilities)
@@ -127,10 +169,11 @@ def _summarise(acc: _ModelAccumulator, gt_features: np.ndarray, metric_spec: cfg
         psnr=psnr_mean,
         ssim=float(np.mean(ssims)),
         inception_score=is_mean,
-        fid=fid(gt_features, acc.features, method=metric_spec.fid_method),
+        fid=fid(gt_features, acc.features, method=spec.fid_method),
         psnr_std=psnr_std,
         ssim_std=float(np.std(ssims)),
         psnr_identical=identical,
+        extended=_extended(acc, gt_features, spec) if spec.profile == "all" else None,
     )
 
 
@@ -199,7 +242,6 @@ def run(config: cfg.Config, progress: Progress | None = None) -> RunResult:
     n = len(pairs)
     gt_features: np.ndarray | None = None
     accs: dict[str, _ModelAccumulator] = {}
-    ssim_variant = config.metrics.ssim_constants
     progress.start([t.spec.name for t in translators], n)
     try:
         for inputs in _prefetched(lambda p: prepare_pair(root, p), pairs, PREFETCH_DEPTH):
@@ -215,11 +257,7 @@ def run(config: cfg.Config, progress: Progress | None = None) -> RunResult:
                 out = verifier(image)
                 acc = accs[t.spec.name]
                 acc.samples.append(
-                    SampleScores(
-                        pair_id=inputs.pair.val_id,
-                        psnr=psnr(image, inputs.ground_truth),
-                        ssim=ssim(image, inputs.ground_truth, variant=ssim_variant),
-                    )
+                    score_sample(inputs.pair.val_id, image, inputs.ground_truth, config.metrics)
                 )
                 acc.probabilities[i] = out.probabilities
                 acc.features[i] = out.features
@@ -268,6 +306,8 @@ def evaluate(
     limit: int | None = None,
     output: str | Path | None = None,
     device: str | None = None,
+    metrics: cfg.MetricProfile | None = None,
+    bootstrap: int | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
     """Evaluate the config's models; the library form of ``evalkit run``.
@@ -276,9 +316,9 @@ def evaluate(
     ----------
     config
         A :class:`evalkit.config.Config` or the path of a YAML config.
-    data_root, pairs, models, verifier, limit, output, device
+    data_root, pairs, models, verifier, limit, output, device, metrics, bootstrap
         Overrides, as the command line's ``--data-root``, ``--pairs``, ``--model NAME=PATH``,
-        ``--verifier``, ``--limit``, ``--output``, ``--device``. ``output`` is recorded in the
+        ``--verifier``, ``--limit``, ``--output``, ``--device``, ``--metrics``, ``--bootstrap``. ``output`` is recorded in the
         resolved config; writing reports is :func:`evalkit.report.write_reports`' job.
 
     Returns
@@ -299,5 +339,7 @@ def evaluate(
         limit=limit,
         output=opt(output),
         device=device,
+        metrics=metrics,
+        bootstrap=bootstrap,
     )
     return run(cfg.apply_overrides(conf, overrides), progress=progress)

@@ -19,11 +19,16 @@ from evalkit.errors import InputError
 
 @dataclass(frozen=True)
 class SampleScores:
-    """Per-pair scores of one model. ``psnr`` is ``inf`` when the output equals the ground truth."""
+    """Per-pair scores of one model. PSNRs are ``inf`` when the output equals the ground truth.
+
+    ``ssim_wang`` and ``psnr_rgb`` (the extended metrics) are ``None`` in a ``--metrics reference`` run.
+    """
 
     pair_id: str
     psnr: float
     ssim: float
+    ssim_wang: float | None = None
+    psnr_rgb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -41,9 +46,10 @@ class ModelMetrics:
     psnr_std: float
     ssim_std: float
     psnr_identical: int
+    extended: ExtendedMetrics | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "psnr": _num(self.psnr),
             "ssim": _num(self.ssim),
             "is": _num(self.inception_score),
@@ -52,9 +58,13 @@ class ModelMetrics:
             "ssim_std": _num(self.ssim_std),
             "psnr_identical": int(self.psnr_identical),
         }
+        if self.extended is not None:
+            out.update({k: _num(v) for k, v in vars(self.extended).items()})
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelMetrics:
+        has_extended = all(k in d for k in EXTENDED_KEYS)
         return cls(
             psnr=_float(d["psnr"]),
             ssim=_float(d["ssim"]),
@@ -63,7 +73,28 @@ class ModelMetrics:
             psnr_std=_float(d["psnr_std"]),
             ssim_std=_float(d["ssim_std"]),
             psnr_identical=int(d["psnr_identical"]),
+            extended=ExtendedMetrics(**{k: _float(d[k]) for k in EXTENDED_KEYS}) if has_extended else None,
         )
+
+
+@dataclass(frozen=True)
+class ExtendedMetrics:
+    """Metrics beyond the reference, named so that nobody confuses them with the reference columns.
+
+    ``ssim_wang``: Wang et al.'s windowed SSIM (scikit-image, Gaussian sigma 1.5); ``psnr_rgb``: standard
+    PSNR over the RGB values (mean over finite values); ``is_10``/``is_10_std``: IS over 10 seeded splits
+    (NaN when N < 10); ``kid``/``kid_std``: KID, mean and std over seeded subsets.
+    """
+
+    ssim_wang: float
+    psnr_rgb: float
+    is_10: float
+    is_10_std: float
+    kid: float
+    kid_std: float
+
+
+EXTENDED_KEYS = ("ssim_wang", "psnr_rgb", "is_10", "is_10_std", "kid", "kid_std")
 
 
 @dataclass(frozen=True)
@@ -104,6 +135,7 @@ class RunResult:
     verifier: VerifierInfo
     environment: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    comparison: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,15 +149,14 @@ class RunResult:
                     "sha256": m.sha256,
                     "metrics": m.metrics.to_dict(),
                     "n": m.n,
-                    "samples": [
-                        {"pair_id": s.pair_id, "psnr": _num(s.psnr), "ssim": _num(s.ssim)} for s in m.samples
-                    ],
+                    "samples": [_sample_dict(s) for s in m.samples],
                 }
                 for name, m in self.models.items()
             },
             "verifier": vars(self.verifier).copy(),
             "environment": self.environment,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            **({"comparison": self.comparison} if self.comparison is not None else {}),
         }
 
     @classmethod
@@ -135,8 +166,10 @@ class RunResult:
             samples = tuple(
                 SampleScores(
                     pair_id=s["pair_id"],
-                    psnr=math.inf if s["psnr"] is None else float(s["psnr"]),
+                    psnr=_psnr(s["psnr"]),
                     ssim=_float(s["ssim"]),
+                    ssim_wang=None if "ssim_wang" not in s else _float(s["ssim_wang"]),
+                    psnr_rgb=None if "psnr_rgb" not in s else _psnr(s["psnr_rgb"]),
                 )
                 for s in m.get("samples", [])
             )
@@ -157,7 +190,22 @@ class RunResult:
             verifier=VerifierInfo(**d["verifier"]),
             environment=d.get("environment", {}),
             timings=d.get("timings", {}),
+            comparison=d.get("comparison"),
         )
+
+
+def _sample_dict(s: SampleScores) -> dict[str, Any]:
+    # A per-image PSNR is null exactly when it is infinite (the output equals the ground truth).
+    out: dict[str, Any] = {"pair_id": s.pair_id, "psnr": _num(s.psnr), "ssim": _num(s.ssim)}
+    if s.ssim_wang is not None:
+        out["ssim_wang"] = _num(s.ssim_wang)
+    if s.psnr_rgb is not None:
+        out["psnr_rgb"] = _num(s.psnr_rgb)
+    return out
+
+
+def _psnr(x: float | None) -> float:
+    return math.inf if x is None else float(x)
 
 
 def _num(x: float) -> float | None:

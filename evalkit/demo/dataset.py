@@ -49,8 +49,16 @@ BUILD_VERSION = 1
 #: (width, height) of the images, both orientations, around ADE20k's typical sizes but small enough that 32
 #: pairs evaluate in seconds. Validation image ``i`` takes ``sizes[i % len(sizes)]``.
 DEFAULT_SIZES: tuple[tuple[int, int], ...] = (
-    (683, 512), (512, 683), (512, 384), (384, 512), (256, 256),
-    (600, 400), (400, 600), (300, 700), (700, 300), (512, 512),
+    (683, 512),
+    (512, 683),
+    (512, 384),
+    (384, 512),
+    (256, 256),
+    (600, 400),
+    (400, 600),
+    (300, 700),
+    (700, 300),
+    (512, 512),
 )
 PAIRS_FILE = "ade20k_ref_test.txt"
 ROOT_NAME = "ADEChallengeData2016"
@@ -113,8 +121,9 @@ def _label_map(
     yy, xx = np.meshgrid(np.arange(height) / scale, np.arange(width) / scale, indexing="ij")
     for _ in range(1000):
         cells = int(rng.integers(max(5, len(required) + 2), 12))
-        cell_classes = np.concatenate([np.asarray(required, dtype=np.int64),
-                                       rng.choice(classes, cells - len(required))])
+        cell_classes = np.concatenate(
+            [np.asarray(required, dtype=np.int64), rng.choice(classes, cells - len(required))]
+        )
         points = rng.random((cells, 2)) * np.array([height, width]) / scale
         # Warping the coordinates with smooth noise bends the straight Voronoi edges into organic outlines.
         wy = yy + 0.06 * _smooth_noise(rng, height, width, scale / 4.0)
@@ -213,8 +222,12 @@ def _tree_hashes(directory: Path) -> dict[str, str]:
 
 def _parameters(n_pairs: int, seed: int, sizes: Sequence[tuple[int, int]]) -> dict[str, object]:
     """What a data set must have been built with to be reused as it is (the stamp, less the hashes)."""
-    return {"build_version": BUILD_VERSION, "n_pairs": n_pairs, "seed": seed,
-            "sizes": [[int(w), int(h)] for w, h in sizes]}
+    return {
+        "build_version": BUILD_VERSION,
+        "n_pairs": n_pairs,
+        "seed": seed,
+        "sizes": [[int(w), int(h)] for w, h in sizes],
+    }
 
 
 def _read_stamp(directory: Path) -> dict[str, object] | None:
@@ -317,8 +330,10 @@ def build_synthetic_ade20k(
         if _up_to_date(directory, parameters):  # another process built it while we waited
             return dataset
         if dataset.root.exists() and _read_stamp(directory) is None:
-            raise FileExistsError(f"{dataset.root} exists and was not written by build_synthetic_ade20k; "
-                                  "refusing to overwrite it")
+            raise FileExistsError(
+                f"{dataset.root} exists and was not written by build_synthetic_ade20k; "
+                "refusing to overwrite it"
+            )
         staging = Path(tempfile.mkdtemp(prefix=".build-", dir=directory))
         try:
             _write_tree(staging, n_pairs, seed, sizes)

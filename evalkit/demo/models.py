@@ -189,37 +189,55 @@ def build_translation_model(
     exemplar: ov.Node = ref_image
     if ref_image_convention == "bgr-0-255":
         exemplar = _bgr255_to_rgb_normalised(ref_image, "ref_image")
-    exemplar = ops.reshape(exemplar, _const([3, pixels], "exemplar/flat/shape", np.int64), False,
-                           name="exemplar/flat")
-    ref_masks = ops.reshape(ref_seg_map, _const([_CLASSES, pixels], "ref_masks/flat/shape", np.int64), False,
-                            name="ref_masks/flat")
+    exemplar = ops.reshape(
+        exemplar, _const([3, pixels], "exemplar/flat/shape", np.int64), False, name="exemplar/flat"
+    )
+    ref_masks = ops.reshape(
+        ref_seg_map,
+        _const([_CLASSES, pixels], "ref_masks/flat/shape", np.int64),
+        False,
+        name="ref_masks/flat",
+    )
 
     # Mean colour per class: colour sums by one MatMul, divided by the pixel count (at least 1).
     sums = ops.matmul(ref_masks, exemplar, False, True, name="palette/sums")  # [151, 3]
-    counts = ops.reduce_sum(ref_masks, _const([1], "palette/counts/axes", np.int64), True,
-                            name="palette/counts")  # [151, 1]
+    counts = ops.reduce_sum(
+        ref_masks, _const([1], "palette/counts/axes", np.int64), True, name="palette/counts"
+    )  # [151, 1]
     safe_counts = ops.maximum(counts, _const(1.0, "palette/one"), name="palette/safe_counts")
     means = ops.divide(sums, safe_counts, name="palette/means")
-    global_mean = ops.reduce_mean(exemplar, _const([1], "palette/global_mean/axes", np.int64), False,
-                                  name="palette/global_mean")  # [3], broadcasts over classes
+    global_mean = ops.reduce_mean(
+        exemplar, _const([1], "palette/global_mean/axes", np.int64), False, name="palette/global_mean"
+    )  # [3], broadcasts over classes
     present = ops.greater(counts, _const(0.0, "palette/zero"), name="palette/present")
     palette = ops.select(present, means, global_mean, name="palette")  # [151, 3]
 
     # Paint: every pixel of the one-hot input mask picks its class's row of the palette.
-    in_masks = ops.reshape(input_seg_map, _const([_CLASSES, pixels], "in_masks/flat/shape", np.int64), False,
-                           name="in_masks/flat")
+    in_masks = ops.reshape(
+        input_seg_map,
+        _const([_CLASSES, pixels], "in_masks/flat/shape", np.int64),
+        False,
+        name="in_masks/flat",
+    )
     painted = ops.matmul(palette, in_masks, True, False, name="paint")  # [3, pixels]
-    painted = ops.reshape(painted, _const([1, 3, _SIZE, _SIZE], "paint/image/shape", np.int64), False,
-                          name="paint/image")
+    painted = ops.reshape(
+        painted, _const([1, 3, _SIZE, _SIZE], "paint/image/shape", np.int64), False, name="paint/image"
+    )
 
     # Edge padding keeps the borders from fading towards grey, as zero padding would.
     # The pad value is unused in "edge" mode, but an implicit one would get an auto-generated name.
-    padded = ops.pad(painted, _const([0, 0, 1, 1], "smooth/pad/begin", np.int64),
-                     _const([0, 0, 1, 1], "smooth/pad/end", np.int64), "edge",
-                     _const(0.0, "smooth/pad/value"), name="smooth/pad")
+    padded = ops.pad(
+        painted,
+        _const([0, 0, 1, 1], "smooth/pad/begin", np.int64),
+        _const([0, 0, 1, 1], "smooth/pad/end", np.int64),
+        "edge",
+        _const(0.0, "smooth/pad/value"),
+        name="smooth/pad",
+    )
     weights, bias = _smoothing_kernel(seed)
-    conv = ops.convolution(padded, _const(weights, "smooth/weights"), [1, 1], [0, 0], [0, 0], [1, 1],
-                           name="smooth/conv")
+    conv = ops.convolution(
+        padded, _const(weights, "smooth/weights"), [1, 1], [0, 0], [0, 0], [1, 1], name="smooth/conv"
+    )
     biased = ops.add(conv, _const(bias.reshape(1, 3, 1, 1), "smooth/bias/value"), name="smooth/bias")
     gained = ops.multiply(biased, _const(_TANH_GAIN, "output/gain/value"), name="output/gain")
     output = _result(ops.tanh(gained), TRANSLATION_OUTPUT)
@@ -346,25 +364,51 @@ def build_verifier_model(*, seed: int = 0) -> ov.Model:
     x = _bgr255_to_rgb_normalised(image, VERIFIER_INPUT)
     for index in range(len(_VERIFIER_CHANNELS)):
         name = f"InceptionV3/Conv2d_{index}"
-        conv = ops.convolution(x, _const(params[f"conv{index}/weights"], f"{name}/weights"), [2, 2], [0, 0],
-                               [0, 0], [1, 1], name=f"{name}/Conv2D")
+        conv = ops.convolution(
+            x,
+            _const(params[f"conv{index}/weights"], f"{name}/weights"),
+            [2, 2],
+            [0, 0],
+            [0, 0],
+            [1, 1],
+            name=f"{name}/Conv2D",
+        )
         bias = _const(params[f"conv{index}/bias"].reshape(1, -1, 1, 1), f"{name}/bias")
         x = ops.relu(ops.add(conv, bias, name=f"{name}/BiasAdd"), name=f"{name}/Relu")
     name = "InceptionV3/Mixed_features"
-    conv = ops.convolution(x, _const(params["features/weights"], f"{name}/weights"), [1, 1], [0, 0], [0, 0],
-                           [1, 1], name=f"{name}/Conv2D")
+    conv = ops.convolution(
+        x,
+        _const(params["features/weights"], f"{name}/weights"),
+        [1, 1],
+        [0, 0],
+        [0, 0],
+        [1, 1],
+        name=f"{name}/Conv2D",
+    )
     bias = _const(params["features/bias"].reshape(1, -1, 1, 1), f"{name}/bias")
     x = ops.relu(ops.add(conv, bias, name=f"{name}/BiasAdd"), name=f"{name}/Relu")
 
     pool = ops.avg_pool(x, [1, 1], [0, 0], [0, 0], [8, 8], True, "floor", name=AVGPOOL_NAME)
     # The harness and the reference tool add this node as an output by name: tensor name = node name (as MO).
     pool.output(0).get_tensor().set_names({AVGPOOL_NAME})
-    flat = ops.reshape(pool, _const([1, _FEATURES], "InceptionV3/Logits/SpatialSqueeze/shape", np.int64),
-                       False, name="InceptionV3/Logits/SpatialSqueeze")
-    logits = ops.matmul(flat, _const(params["logits/weights"], "InceptionV3/Logits/weights"), False, False,
-                        name="InceptionV3/Logits/MatMul")
-    logits = ops.add(logits, _const(params["logits/bias"].reshape(1, -1), "InceptionV3/Logits/bias"),
-                     name="InceptionV3/Logits/BiasAdd")
+    flat = ops.reshape(
+        pool,
+        _const([1, _FEATURES], "InceptionV3/Logits/SpatialSqueeze/shape", np.int64),
+        False,
+        name="InceptionV3/Logits/SpatialSqueeze",
+    )
+    logits = ops.matmul(
+        flat,
+        _const(params["logits/weights"], "InceptionV3/Logits/weights"),
+        False,
+        False,
+        name="InceptionV3/Logits/MatMul",
+    )
+    logits = ops.add(
+        logits,
+        _const(params["logits/bias"].reshape(1, -1), "InceptionV3/Logits/bias"),
+        name="InceptionV3/Logits/BiasAdd",
+    )
     softmax = _result(ops.softmax(logits, -1), SOFTMAX_NAME)
     return ov.Model([softmax], [image], "googlenet_v3_standin")
 

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-from evalkit.report.tables import REFERENCE_METRICS, SPREAD_METRICS, format_delta, format_value
+from evalkit.report.tables import (
+    EXTENDED_METRICS,
+    REFERENCE_METRICS,
+    SPREAD_METRICS,
+    MetricRow,
+    format_delta,
+    format_value,
+    has_extended,
+)
 from evalkit.results import RunResult
 
 
-def _table(result: RunResult, metrics: tuple[tuple[str, str, str, int], ...], first_col: str) -> list[str]:
+def _table(result: RunResult, metrics: tuple[MetricRow, ...], first_col: str) -> list[str]:
     names = list(result.models)
     base = names[0]
     labels = [result.models[n].label for n in names]
     delta_heads = [f"Δ {name} − {base}" for name in names[1:]]
     head = [first_col, *labels, *delta_heads]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for key, display, unit, decimals in metrics:
-        values = [result.models[n].metrics.to_dict()[key] for n in names]
-        base_value = result.models[base].metrics.to_dict()[key]
-        cells = [display]
-        cells += [format_value(v, unit, decimals) for v in values]
-        cells += [format_delta(v, base_value, unit, decimals) for v in values[1:]]
+    dicts = [result.models[n].metrics.to_dict() for n in names]
+    for row in metrics:
+        values = [d[row.key] for d in dicts]
+        stds = [d[row.std_key] if row.std_key else None for d in dicts]
+        cells = [row.display]
+        cells += [format_value(v, row.unit, row.decimals, s) for v, s in zip(values, stds, strict=True)]
+        cells += [format_delta(v, values[0], row.unit, row.decimals) for v in values[1:]]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -60,6 +69,17 @@ def render_markdown(result: RunResult) -> str:
             "PSNR mean and std are over the images that differ from their ground truth; "
             + ", ".join(f"{label}: {k} identical" for label, k in identical.items())
             + ".",
+            "",
+        ]
+    if has_extended(result):
+        lines += [
+            "## Extended metrics (not the reference method)",
+            "",
+            *_table(result, EXTENDED_METRICS, "Metric"),
+            "",
+            "IS, FID and KID computed with this verifier are comparable only with runs that use the same "
+            "verifier, N and preprocessing — not with published GAN numbers. IS (10 splits) is n/a below 10 "
+            "images.",
             "",
         ]
     return "\n".join(lines)

@@ -3,28 +3,56 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 
-from evalkit.results import RunResult
+from evalkit.results import EXTENDED_KEYS, RunResult
 
-#: (json key, display name, unit, decimals for Markdown) of the reference table, in the card's order.
-REFERENCE_METRICS: tuple[tuple[str, str, str, int], ...] = (
-    ("psnr", "PSNR", " dB", 4),
-    ("ssim", "SSIM", "", 4),
-    ("is", "IS", "", 4),
-    ("fid", "FID", "", 4),
+
+@dataclass(frozen=True)
+class MetricRow:
+    """How one metric of ``results.json`` is shown: its key, name, unit, decimals and optional spread key."""
+
+    key: str
+    display: str
+    unit: str = ""
+    decimals: int = 4
+    std_key: str | None = None
+
+
+#: The reference table, in the card's order.
+REFERENCE_METRICS = (
+    MetricRow("psnr", "PSNR", " dB"),
+    MetricRow("ssim", "SSIM"),
+    MetricRow("is", "IS"),
+    MetricRow("fid", "FID"),
 )
-SPREAD_METRICS: tuple[tuple[str, str, str, int], ...] = (
-    ("psnr_std", "PSNR std", " dB", 4),
-    ("ssim_std", "SSIM std", "", 4),
-    ("psnr_identical", "Images identical to GT (PSNR = inf)", "", 0),
+SPREAD_METRICS = (
+    MetricRow("psnr_std", "PSNR std", " dB"),
+    MetricRow("ssim_std", "SSIM std"),
+    MetricRow("psnr_identical", "Images identical to GT (PSNR = inf)", decimals=0),
 )
+#: Beyond the reference; each name says which variant it is, so nobody confuses it with the card's column.
+EXTENDED_METRICS = (
+    MetricRow("ssim_wang", "SSIM (Wang et al., Gaussian window σ=1.5, scikit-image)"),
+    MetricRow("psnr_rgb", "PSNR (RGB, all channels)", " dB"),
+    MetricRow("is_10", "IS (10 splits, mean ± std)", std_key="is_10_std"),
+    MetricRow("kid", "KID (100 subsets, mean ± std)", decimals=5, std_key="kid_std"),
+    MetricRow("fid", "FID (same as the reference table)"),
+)
+
+
+def has_extended(result: RunResult) -> bool:
+    """Whether every model of the run has the extended metrics (not a ``--metrics reference`` run)."""
+    return all(m.metrics.extended is not None for m in result.models.values())
 
 
 def summary_table(result: RunResult) -> pd.DataFrame:
     """Every metric of ``results.json`` as rows, one column per model (full precision)."""
-    keys = [k for k, *_ in REFERENCE_METRICS + SPREAD_METRICS]
+    keys = [row.key for row in REFERENCE_METRICS + SPREAD_METRICS]
+    if has_extended(result):
+        keys += list(EXTENDED_KEYS)
     data = {name: [m.metrics.to_dict()[k] for k in keys] for name, m in result.models.items()}
     frame = pd.DataFrame(data, index=pd.Index(keys, name="metric"))
     return frame
@@ -42,13 +70,14 @@ def per_sample_table(result: RunResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["pair_id", "model", "psnr", "ssim"])
 
 
-def format_value(value: float | None, unit: str, decimals: int) -> str:
-    """A metric for people: fixed decimals and unit; ``n/a`` for an undefined value."""
+def format_value(value: float | None, unit: str, decimals: int, std: float | None = None) -> str:
+    """A metric for people: fixed decimals and unit, ``± std`` if given; ``n/a`` for an undefined value."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     if decimals == 0:
         return f"{int(value)}"
-    return f"{value:.{decimals}f}{unit}"
+    spread = f" ± {std:.{decimals}f}" if std is not None and math.isfinite(std) else ""
+    return f"{value:.{decimals}f}{spread}{unit}"
 
 
 def format_delta(value: float | None, base: float | None, unit: str, decimals: int) -> str:
