@@ -318,8 +318,9 @@ def evaluate(
         A :class:`evalkit.config.Config` or the path of a YAML config.
     data_root, pairs, models, verifier, limit, output, device, metrics, bootstrap
         Overrides, as the command line's ``--data-root``, ``--pairs``, ``--model NAME=PATH``,
-        ``--verifier``, ``--limit``, ``--output``, ``--device``, ``--metrics``, ``--bootstrap``. ``output`` is recorded in the
-        resolved config; writing reports is :func:`evalkit.report.write_reports`' job.
+        ``--verifier``, ``--limit``, ``--output``, ``--device``, ``--metrics``, ``--bootstrap``.
+        ``output`` is recorded in the resolved config; writing reports is
+        :func:`evalkit.report.write_reports`' job.
 
     Returns
     -------
