@@ -94,6 +94,19 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="bootstrap resamples of the paired comparison's intervals (default 200; 0 turns them off)",
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from the journal in the output directory (finished pairs are "
+        "journaled as they complete); without a journal, start from the beginning",
+    )
+    p.add_argument(
+        "--on-error",
+        choices=("fail", "skip"),
+        default="fail",
+        help="'fail' (default): the first bad pair ends the run with exit code 2, the journal is kept for "
+        "--resume; 'skip': record each bad pair with its reason in results.json and the report, go on",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -197,7 +210,12 @@ class _ConsoleProgress:
             bar.close()
 
 
+def _log(message: str) -> None:
+    print(f"evalkit: {message}", file=sys.stderr, flush=True)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    from evalkit.journal import remove_journal
     from evalkit.pipeline import evaluate
     from evalkit.report import render_markdown, write_reports
 
@@ -213,9 +231,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         metrics=args.metrics,
         bootstrap=args.bootstrap,
         progress=None if args.quiet else _ConsoleProgress(),
+        resume=args.resume,
+        on_error=args.on_error,
+        log=_log,
     )
-    output = Path(result.config["output"] or "reports/evalkit")
+    output = Path(result.config["output"])
     paths = write_reports(result, output)
+    remove_journal(output)  # the reports are complete: nothing left to resume
     print(render_markdown(result))
     print(f"Wrote {', '.join(str(p) for p in paths.values())}")
     return EXIT_OK
@@ -245,6 +267,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         device=None,
         metrics=None,
         bootstrap=None,
+        resume=False,
+        on_error="fail",
         quiet=args.quiet,
     )
     return _cmd_run(ns)

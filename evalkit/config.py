@@ -124,6 +124,9 @@ class Config:
 
 # --------------------------------------------------------------------------------------------- parsing
 
+#: Where reports go when neither the config nor --output says.
+DEFAULT_OUTPUT = "reports/evalkit"
+
 _TOP_KEYS = ("dataset", "models", "verifier", "runtime", "metrics", "output")
 _DATASET_KEYS = ("root", "pairs", "limit")
 _MODEL_KEYS = ("label", "path", "ref_image", "tensors")
@@ -281,7 +284,7 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
         dataset=dataset,
         runtime=runtime,
         metrics=metrics,
-        output=r.path(top.get("output"), "output"),
+        output=r.path(top.get("output") or DEFAULT_OUTPUT, "output"),
         source=source,
     )
 

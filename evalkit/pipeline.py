@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from evalkit.data import (
     sha256_file,
 )
 from evalkit.errors import InputError
+from evalkit.journal import Journal, ModelRecord, PairRecord
 from evalkit.metrics import fid, inception_score, kid, mean_std_finite, psnr, ssim
 from evalkit.postprocess import output_to_image, upscale
 from evalkit.preprocess import one_hot, resize_exemplar, resize_label_map
@@ -41,11 +42,12 @@ from evalkit.results import (
     ModelResult,
     RunResult,
     SampleScores,
+    SkippedPair,
     VerifierInfo,
 )
 from evalkit.runtime import make_core
 from evalkit.translator import Translator, load_translator
-from evalkit.verifier import load_verifier
+from evalkit.verifier import Verifier, load_verifier
 
 #: How many pairs are read and preprocessed ahead of inference.
 PREFETCH_DEPTH = 4
@@ -100,31 +102,51 @@ def generate(translator: Translator, inputs: PairInputs) -> np.ndarray:
     return upscale(output_to_image(raw), width, height)
 
 
-def _prefetched(fn: Callable[[Pair], PairInputs], pairs: Sequence[Pair], depth: int) -> Iterator[PairInputs]:
-    # OpenCV and Pillow release the GIL while decoding and resizing, so one worker thread keeps the
-    # next pairs ready while OpenVINO runs the current one. Order is preserved.
+def _prefetched(
+    fn: Callable[[Pair], PairInputs], pairs: Sequence[Pair], depth: int
+) -> Iterator[tuple[Pair, PairInputs | InputError]]:
+    # OpenCV and Pillow release the GIL while decoding and resizing, so a worker thread keeps the next
+    # pairs ready while OpenVINO runs the current one. Order is preserved; a bad pair's error is handed
+    # over in its place, so that --on-error skip can go on.
+    def safe(pair: Pair) -> PairInputs | InputError:
+        try:
+            return fn(pair)
+        except InputError as exc:
+            return exc
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-read") as pool:
-        queue: deque[Future[PairInputs]] = deque()
+        queue: deque[tuple[Pair, Future[PairInputs | InputError]]] = deque()
         it = iter(pairs)
         for pair in it:
-            queue.append(pool.submit(fn, pair))
+            queue.append((pair, pool.submit(safe, pair)))
             if len(queue) >= depth:
                 break
         while queue:
-            result = queue.popleft().result()
+            pair, future = queue.popleft()
             nxt = next(it, None)
             if nxt is not None:
-                queue.append(pool.submit(fn, nxt))
-            yield result
+                queue.append((nxt, pool.submit(safe, nxt)))
+            yield pair, future.result()
 
 
-class _ModelAccumulator:
-    """Per-model rows and verifier outputs, in pair order."""
-
-    def __init__(self, n: int, n_classes: int, n_features: int) -> None:
-        self.samples: list[SampleScores] = []
-        self.probabilities = np.empty((n, n_classes), dtype=np.float32)
-        self.features = np.empty((n, n_features), dtype=np.float32)
+def evaluate_pair(
+    inputs: PairInputs, translators: Sequence[Translator], verifier: Verifier, spec: cfg.MetricSpec
+) -> PairRecord:
+    """Run every model and the verifier on one prepared pair (the ground truth is verified once)."""
+    gt = inputs.ground_truth
+    gt_out = verifier(gt)
+    models = {}
+    for t in translators:
+        image = generate(t, inputs)
+        out = verifier(image)
+        scores = vars(score_sample(inputs.pair.val_id, image, gt, spec)).copy()
+        del scores["pair_id"]
+        models[t.spec.name] = ModelRecord(
+            scores=scores, probabilities=out.probabilities, features=out.features
+        )
+    return PairRecord(
+        index=inputs.pair.index, pair_id=inputs.pair.val_id, gt_features=gt_out.features, models=models
+    )
 
 
 #: Splits of the extended table's Inception Score (the common GAN-literature protocol).
@@ -143,16 +165,41 @@ def score_sample(pair_id: str, image: np.ndarray, gt: np.ndarray, spec: cfg.Metr
     )
 
 
-def _extended(acc: _ModelAccumulator, gt_features: np.ndarray, spec: cfg.MetricSpec) -> ExtendedMetrics:
-    n = len(acc.samples)
-    psnr_rgb, _, _ = mean_std_finite([s.psnr_rgb for s in acc.samples])
+@dataclass(frozen=True)
+class ModelOutputs:
+    """One model's per-sample scores and verifier outputs over the evaluated pairs, in pair order."""
+
+    samples: tuple[SampleScores, ...]
+    probabilities: np.ndarray  #: N x classes float32
+    features: np.ndarray  #: N x d float32
+
+
+def collect(
+    records: Sequence[PairRecord], model_names: Sequence[str]
+) -> tuple[np.ndarray, dict[str, ModelOutputs]]:
+    """Stack the evaluated (not skipped) records into ground-truth features and per-model outputs."""
+    done = [r for r in records if r.skipped is None]
+    gt_features = np.stack([r.gt_features for r in done])
+    outputs = {}
+    for name in model_names:
+        outputs[name] = ModelOutputs(
+            samples=tuple(SampleScores(pair_id=r.pair_id, **r.models[name].scores) for r in done),
+            probabilities=np.stack([r.models[name].probabilities for r in done]),
+            features=np.stack([r.models[name].features for r in done]),
+        )
+    return gt_features, outputs
+
+
+def _extended(out: ModelOutputs, gt_features: np.ndarray, spec: cfg.MetricSpec) -> ExtendedMetrics:
+    n = len(out.samples)
+    psnr_rgb, _, _ = mean_std_finite([s.psnr_rgb for s in out.samples])
     if n >= IS_SPLITS:
-        is_10, is_10_std = inception_score(acc.probabilities, splits=IS_SPLITS, seed=spec.seed)
+        is_10, is_10_std = inception_score(out.probabilities, splits=IS_SPLITS, seed=spec.seed)
     else:  # fewer images than splits: undefined, reported as n/a rather than silently re-defined
         is_10, is_10_std = float("nan"), float("nan")
-    kid_mean, kid_std = kid(gt_features, acc.features, seed=spec.seed)
+    kid_mean, kid_std = kid(gt_features, out.features, seed=spec.seed)
     return ExtendedMetrics(
-        ssim_wang=float(np.mean([s.ssim_wang for s in acc.samples])),
+        ssim_wang=float(np.mean([s.ssim_wang for s in out.samples])),
         psnr_rgb=psnr_rgb,
         is_10=is_10,
         is_10_std=is_10_std,
@@ -161,19 +208,20 @@ def _extended(acc: _ModelAccumulator, gt_features: np.ndarray, spec: cfg.MetricS
     )
 
 
-def _summarise(acc: _ModelAccumulator, gt_features: np.ndarray, spec: cfg.MetricSpec) -> ModelMetrics:
-    psnr_mean, psnr_std, identical = mean_std_finite([s.psnr for s in acc.samples])
-    ssims = np.array([s.ssim for s in acc.samples], dtype=np.float64)
-    is_mean, _ = inception_score(acc.probabilities)
+def summarise(out: ModelOutputs, gt_features: np.ndarray, spec: cfg.MetricSpec) -> ModelMetrics:
+    """The model's metrics from its per-sample scores and verifier outputs."""
+    psnr_mean, psnr_std, identical = mean_std_finite([s.psnr for s in out.samples])
+    ssims = np.array([s.ssim for s in out.samples], dtype=np.float64)
+    is_mean, _ = inception_score(out.probabilities)
     return ModelMetrics(
         psnr=psnr_mean,
         ssim=float(np.mean(ssims)),
         inception_score=is_mean,
-        fid=fid(gt_features, acc.features, method=spec.fid_method),
+        fid=fid(gt_features, out.features, method=spec.fid_method),
         psnr_std=psnr_std,
         ssim_std=float(np.std(ssims)),
         psnr_identical=identical,
-        extended=_extended(acc, gt_features, spec) if spec.profile == "all" else None,
+        extended=_extended(out, gt_features, spec) if spec.profile == "all" else None,
     )
 
 
@@ -218,8 +266,54 @@ def environment() -> dict[str, Any]:
     }
 
 
-def run(config: cfg.Config, progress: Progress | None = None) -> RunResult:
+OnError = Literal["fail", "skip"]
+
+
+def _check_output_writable(output: Path) -> None:
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe = output / ".evalkit-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"{output}: output directory is not writable ({exc.strerror})") from None
+
+
+def _fingerprint(
+    config: cfg.Config, pairs_sha256: str, model_hashes: dict[str, str], verifier_sha256: str
+) -> dict[str, Any]:
+    # What must match for a journal to be resumed: everything that changes a per-pair record.
+    resolved = cfg.config_to_dict(config)
+    for key in ("output", "source"):
+        resolved.pop(key, None)
+    resolved["dataset"].pop("limit", None)  # a resumed run may evaluate more or fewer pairs
+    return {
+        "evalkit_version": __version__,
+        "config": resolved,
+        "pairs_sha256": pairs_sha256,
+        "models_sha256": model_hashes,
+        "verifier_sha256": verifier_sha256,
+    }
+
+
+def _skipped_record(pair: Pair, reason: str) -> PairRecord:
+    return PairRecord(index=pair.index, pair_id=pair.val_id, gt_features=None, models={}, skipped=reason)
+
+
+def run(
+    config: cfg.Config,
+    progress: Progress | None = None,
+    *,
+    resume: bool = False,
+    on_error: OnError = "fail",
+    log: Callable[[str], None] | None = None,
+) -> RunResult:
     """Evaluate every model of a complete, validated config.
+
+    With ``config.output`` set, finished pairs are journaled to ``OUTPUT/.evalkit-journal`` as they
+    complete, and ``resume=True`` continues the journal of an interrupted run. ``on_error="skip"``
+    records a bad pair with its reason and goes on; the default ends the run at the first bad pair
+    (the journal is kept, so a resume goes on once the input is fixed).
 
     Raises
     ------
@@ -228,71 +322,102 @@ def run(config: cfg.Config, progress: Progress | None = None) -> RunResult:
     """
     cfg.require_complete(config)
     progress = progress or _NoProgress()
+    log = log or (lambda message: None)
     root, pairs_path = config.dataset.root, config.dataset.pairs
     assert root is not None and pairs_path is not None and config.verifier.path is not None
     check_root(root)
     pairs = read_pairs(pairs_path, limit=config.dataset.limit)
+    if config.output is not None:
+        _check_output_writable(config.output)
 
     t0 = time.perf_counter()
     core = make_core()
     translators = [load_translator(core, spec, config.runtime) for spec in config.models]
     verifier = load_verifier(core, config.verifier, config.runtime)
+    names = [t.spec.name for t in translators]
+    model_hashes = {t.spec.name: model_sha256(t.model.path) for t in translators}
+    verifier_sha256 = model_sha256(config.verifier.path)
+    pairs_sha256 = sha256_file(pairs_path)
     t_load = time.perf_counter() - t0
 
-    n = len(pairs)
-    gt_features: np.ndarray | None = None
-    accs: dict[str, _ModelAccumulator] = {}
-    progress.start([t.spec.name for t in translators], n)
+    journal = None
+    records: list[PairRecord] = []
+    if config.output is not None:
+        fingerprint = _fingerprint(config, pairs_sha256, model_hashes, verifier_sha256)
+        journal = Journal(config.output, fingerprint, names)
+        if resume and journal.exists():
+            records = journal.resume()[: len(pairs)]
+            log(f"resuming: {len(records)} of {len(pairs)} pairs already done (journal in {journal.dir})")
+        else:
+            if resume:
+                log(f"no journal in {config.output}: starting from the beginning")
+            journal.start()
+
+    progress.start(names, len(pairs))
+    for _ in records:
+        for name in names:
+            progress.advance(name)
+    todo = pairs[len(records) :]
     try:
-        for inputs in _prefetched(lambda p: prepare_pair(root, p), pairs, PREFETCH_DEPTH):
-            i = inputs.pair.index
-            gt_out = verifier(inputs.ground_truth)
-            if gt_features is None:
-                gt_features = np.empty((n, gt_out.features.size), dtype=np.float32)
-                for t in translators:
-                    accs[t.spec.name] = _ModelAccumulator(n, gt_out.probabilities.size, gt_out.features.size)
-            gt_features[i] = gt_out.features
-            for t in translators:
-                image = generate(t, inputs)
-                out = verifier(image)
-                acc = accs[t.spec.name]
-                acc.samples.append(
-                    score_sample(inputs.pair.val_id, image, inputs.ground_truth, config.metrics)
-                )
-                acc.probabilities[i] = out.probabilities
-                acc.features[i] = out.features
-                progress.advance(t.spec.name)
+        for pair, inputs in _prefetched(lambda p: prepare_pair(root, p), todo, PREFETCH_DEPTH):
+            try:
+                if isinstance(inputs, InputError):
+                    raise inputs
+                record = evaluate_pair(inputs, translators, verifier, config.metrics)
+            except InputError as exc:
+                if on_error != "skip":
+                    raise
+                record = _skipped_record(pair, str(exc))
+                log(f"skipped {pair.val_id} (pairs line {pair.line}): {exc}")
+            records.append(record)
+            if journal is not None:
+                journal.append(record)
+            for name in names:
+                progress.advance(name)
     finally:
+        # whatever ends the loop (a bad pair, Ctrl-C), what is done stays on disk for --resume
+        if journal is not None:
+            journal.flush()
         progress.close()
     t_infer = time.perf_counter() - t0 - t_load
-    assert gt_features is not None
 
-    if n < 2:
-        raise InputError(f"{pairs_path}: FID needs at least 2 pairs, the run has {n} (check --limit)")
+    evaluated = sum(1 for r in records if r.skipped is None)
+    if evaluated < 2:
+        raise InputError(f"{pairs_path}: FID needs at least 2 evaluated pairs, the run has {evaluated}")
+    gt_features, outputs = collect(records, names)
     models = {}
     for t in translators:
-        assert t.spec.path is not None
-        acc = accs[t.spec.name]
+        out = outputs[t.spec.name]
         models[t.spec.name] = ModelResult(
             name=t.spec.name,
             label=t.spec.label,
-            path=str(t.spec.path),
-            sha256=model_sha256(t.spec.path),
-            metrics=_summarise(acc, gt_features, config.metrics),
-            n=n,
-            samples=tuple(acc.samples),
+            path=str(t.model.path),
+            sha256=model_hashes[t.spec.name],
+            metrics=summarise(out, gt_features, config.metrics),
+            n=len(out.samples),
+            samples=out.samples,
         )
     t_metrics = time.perf_counter() - t0 - t_load - t_infer
+    skipped = tuple(
+        SkippedPair(pair_id=r.pair_id, line=pairs[r.index].line, reason=r.skipped)
+        for r in records
+        if r.skipped is not None
+    )
     return RunResult(
         evalkit_version=__version__,
         config=cfg.config_to_dict(config),
         dataset=DatasetInfo(
-            root=str(root), pairs=str(pairs_path), n_pairs=n, pairs_sha256=sha256_file(pairs_path)
+            root=str(root),
+            pairs=str(pairs_path),
+            n_pairs=evaluated,
+            pairs_sha256=pairs_sha256,
+            n_listed=len(pairs),
         ),
         models=models,
-        verifier=VerifierInfo(path=str(config.verifier.path), sha256=model_sha256(config.verifier.path)),
+        verifier=VerifierInfo(path=str(config.verifier.path), sha256=verifier_sha256),
         environment=environment(),
         timings={"load_s": t_load, "inference_s": t_infer, "metrics_s": t_metrics},
+        skipped=skipped,
     )
 
 
@@ -309,6 +434,9 @@ def evaluate(
     metrics: cfg.MetricProfile | None = None,
     bootstrap: int | None = None,
     progress: Progress | None = None,
+    resume: bool = False,
+    on_error: OnError = "fail",
+    log: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Evaluate the config's models; the library form of ``evalkit run``.
 
@@ -319,8 +447,11 @@ def evaluate(
     data_root, pairs, models, verifier, limit, output, device, metrics, bootstrap
         Overrides, as the command line's ``--data-root``, ``--pairs``, ``--model NAME=PATH``,
         ``--verifier``, ``--limit``, ``--output``, ``--device``, ``--metrics``, ``--bootstrap``.
-        ``output`` is recorded in the resolved config; writing reports is
+        With ``output`` set, finished pairs are journaled to ``OUTPUT/.evalkit-journal`` (the command
+        line removes it once the reports are written); writing reports is
         :func:`evalkit.report.write_reports`' job.
+    progress, resume, on_error, log
+        See :func:`run`.
 
     Returns
     -------
@@ -343,4 +474,6 @@ def evaluate(
         metrics=metrics,
         bootstrap=bootstrap,
     )
-    return run(cfg.apply_overrides(conf, overrides), progress=progress)
+    return run(
+        cfg.apply_overrides(conf, overrides), progress=progress, resume=resume, on_error=on_error, log=log
+    )

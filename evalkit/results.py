@@ -112,10 +112,23 @@ class ModelResult:
 
 @dataclass(frozen=True)
 class DatasetInfo:
+    """The data a run evaluated: ``n_pairs`` evaluated out of ``n_listed`` (they differ only when pairs
+    were skipped with ``--on-error skip``)."""
+
     root: str
     pairs: str
     n_pairs: int
     pairs_sha256: str
+    n_listed: int | None = None
+
+
+@dataclass(frozen=True)
+class SkippedPair:
+    """A pair left out by ``--on-error skip``, with the one-line reason."""
+
+    pair_id: str
+    line: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -136,12 +149,14 @@ class RunResult:
     environment: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     comparison: dict[str, Any] | None = None
+    skipped: tuple[SkippedPair, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "evalkit_version": self.evalkit_version,
             "config": self.config,
-            "dataset": vars(self.dataset).copy(),
+            "dataset": {**vars(self.dataset), "n_listed": self.dataset.n_listed or self.dataset.n_pairs},
+            "skipped": [vars(s).copy() for s in self.skipped],
             "models": {
                 name: {
                     "label": m.label,
@@ -191,6 +206,7 @@ class RunResult:
             environment=d.get("environment", {}),
             timings=d.get("timings", {}),
             comparison=d.get("comparison"),
+            skipped=tuple(SkippedPair(**s) for s in d.get("skipped", [])),
         )
 
 

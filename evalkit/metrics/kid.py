@@ -115,8 +115,10 @@ def kid(
 
     Notes
     -----
-    * Unlike FID, KID is unbiased in N, but its value depends on ``subset_size`` through the variance and
-      on the random subsets through ``seed``: report both with the number.
+    * Unlike FID, KID is unbiased in N, but its std depends on ``subset_size`` and its value on the random
+      subsets (``seed``): report both with the number.
+    * Cost: three 1000 x 2048 x 1000 matrix products per subset, about 3 s for the defaults at d = 2048
+      on 2 cores. Precomputing the full kernel matrices once was measured no faster at N = 2000.
     * torch-fidelity raises when ``subset_size`` exceeds the number of samples; here the size is capped at
       ``min(N_a, N_b)`` (when N_a = N_b = the subset size, every subset is the whole set and std is ~0).
     * Random streams differ from torch-fidelity's (legacy ``RandomState``), so values agree with it in

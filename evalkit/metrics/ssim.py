@@ -48,8 +48,9 @@ def global_moments(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float, floa
     Notes
     -----
     The NumPy calls mirror the reference's (``np.mean``/``np.var`` on the uint8 arrays, which accumulate in
-    float64), so the value is bit-identical to it. All channels go into one pool: this is one global window,
-    not a per-channel or sliding-window SSIM.
+    float64): identical results under one NumPy version, 1 ulp apart between NumPy 1.26 (the reference's)
+    and 2.4 on a test photo. All channels go into one pool: this is one global window, not a per-channel
+    or sliding-window SSIM.
     """
     mean_pred = float(np.mean(pred))
     mean_gt = float(np.mean(gt))

@@ -32,6 +32,15 @@ def _table(result: RunResult, metrics: tuple[MetricRow, ...], first_col: str) ->
     return lines
 
 
+def _n_text(result: RunResult) -> str:
+    ds = result.dataset
+    if ds.n_listed is None or ds.n_listed == ds.n_pairs:
+        return f"N = {ds.n_pairs}"
+    return (
+        f"N = {ds.n_pairs} evaluated / {ds.n_listed} listed ({ds.n_listed - ds.n_pairs} skipped, see below)"
+    )
+
+
 def render_markdown(result: RunResult) -> str:
     """The Markdown report of a run."""
     cfg = result.config
@@ -39,7 +48,7 @@ def render_markdown(result: RunResult) -> str:
     lines = [
         "# evalkit report",
         "",
-        f"- Data set: `{ds.root}`, pairs `{ds.pairs}` (sha256 `{ds.pairs_sha256[:12]}…`), N = {ds.n_pairs}",
+        f"- Data set: `{ds.root}`, pairs `{ds.pairs}` (sha256 `{ds.pairs_sha256[:12]}…`), {_n_text(result)}",
         f"- Verifier: `{result.verifier.path}` (sha256 `{result.verifier.sha256[:12]}…`)",
         "- Models: "
         + "; ".join(f"{m.label} = `{m.path}` (sha256 `{m.sha256[:12]}…`)" for m in result.models.values()),
@@ -71,6 +80,10 @@ def render_markdown(result: RunResult) -> str:
             + ".",
             "",
         ]
+    if result.skipped:
+        lines += ["## Skipped pairs", "", "| Pair | Pairs-file line | Reason |", "|---|---|---|"]
+        lines += [f"| {s.pair_id} | {s.line} | {s.reason.replace('|', '/')} |" for s in result.skipped]
+        lines += [""]
     if has_extended(result):
         lines += [
             "## Extended metrics (not the reference method)",

@@ -1,0 +1,216 @@
+"""No lost work: the journal, --resume after a failure or kill -9, and --on-error skip."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import evalkit
+from evalkit.config import bundled_config
+from evalkit.demo.dataset import build_synthetic_ade20k
+from evalkit.demo.models import save_standins
+from evalkit.errors import InputError
+from evalkit.journal import JOURNAL_DIR, Journal, ModelRecord, PairRecord
+
+SIZES = [(96, 128), (128, 96), (80, 80), (120, 160)]
+
+
+def record(i: int, psnr: float = 12.5) -> PairRecord:
+    rng = np.random.default_rng(i)
+    models = {
+        name: ModelRecord(
+            scores={"psnr": psnr, "ssim": 0.25 + i / 100, "ssim_wang": None, "psnr_rgb": None},
+            probabilities=rng.random(7, dtype=np.float32),
+            features=rng.random(5, dtype=np.float32),
+        )
+        for name in ("a", "b")
+    }
+    return PairRecord(
+        index=i, pair_id=f"ADE_val_{i:08d}", gt_features=rng.random(5, dtype=np.float32), models=models
+    )
+
+
+def same_record(x: PairRecord, y: PairRecord) -> bool:
+    if (x.index, x.pair_id, x.skipped) != (y.index, y.pair_id, y.skipped):
+        return False
+    if x.skipped:
+        return True
+    ok = np.array_equal(x.gt_features, y.gt_features)
+    for name in x.models:
+        a, b = x.models[name], y.models[name]
+        ok &= a.scores == b.scores and np.array_equal(a.probabilities, b.probabilities)
+        ok &= np.array_equal(a.features, b.features)
+    return bool(ok)
+
+
+def test_journal_roundtrip_is_bit_exact(tmp_path: Path) -> None:
+    j = Journal(tmp_path, {"k": 1}, ["a", "b"], flush_every=2)
+    j.start()
+    written = [
+        record(0),
+        record(1, psnr=math.inf),
+        PairRecord(2, "ADE_val_2", None, {}, skipped="x.png: not found"),
+    ]
+    written.append(record(3))
+    for r in written:
+        j.append(r)
+    j.flush()
+    again = Journal(tmp_path, {"k": 1}, ["a", "b"]).resume()
+    assert len(again) == 4 and all(same_record(x, y) for x, y in zip(written, again, strict=True))
+    assert again[1].models["a"].scores["psnr"] == math.inf
+
+
+def test_torn_write_is_cut_back_to_the_last_good_record(tmp_path: Path) -> None:
+    j = Journal(tmp_path, {"k": 1}, ["a", "b"], flush_every=1)
+    j.start()
+    for i in range(3):
+        j.append(record(i))
+    jdir = tmp_path / JOURNAL_DIR
+    # a kill -9 in the middle of a batch: half a line, and arrays whose checksum no longer matches
+    with open(jdir / "records.jsonl", "a") as fh:
+        fh.write('{"index": 3, "pair_id": "ADE_va')
+    with open(jdir / "arrays.bin", "r+b") as fh:
+        fh.seek(-4, os.SEEK_END)
+        fh.write(b"\x00\x00\x00\x00")
+    again = Journal(tmp_path, {"k": 1}, ["a", "b"], flush_every=1)
+    got = again.resume()
+    assert [r.index for r in got] == [0, 1]  # record 2's arrays were damaged, so it is redone
+    again.append(record(2))
+    assert [r.index for r in Journal(tmp_path, {"k": 1}, ["a", "b"]).resume()] == [0, 1, 2]
+
+
+def test_journal_of_another_run_is_refused(tmp_path: Path) -> None:
+    j = Journal(tmp_path, {"config": {"metrics": {"ssim_constants": "reference"}}}, ["a", "b"])
+    j.start()
+    other = Journal(tmp_path, {"config": {"metrics": {"ssim_constants": "reference-2020"}}}, ["a", "b"])
+    with pytest.raises(InputError, match=r"different run \(config\.metrics\.ssim_constants differs\)"):
+        other.resume()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory):
+    standins = save_standins(tmp_path_factory.mktemp("standins"))
+    data = build_synthetic_ade20k(tmp_path_factory.mktemp("data"), n_pairs=12, sizes=SIZES)
+    return standins, data
+
+
+def run_api(setup, output: Path | None, **kwargs):
+    standins, data = setup
+    return evalkit.evaluate(
+        bundled_config("demo.yaml"),
+        data_root=data.root,
+        pairs=data.pairs,
+        models={"original": standins.original, "converted": standins.converted},
+        verifier=standins.verifier,
+        output=output,
+        **kwargs,
+    )
+
+
+def metrics_of(result) -> dict:
+    return {name: m.metrics.to_dict() for name, m in result.models.items()}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(setup):
+    return run_api(setup, None)
+
+
+def test_fail_fast_keeps_the_journal_and_resume_is_bit_identical(
+    setup, uninterrupted, tmp_path: Path
+) -> None:
+    _, data = setup
+    exemplar = next((data.root / "images" / "training").glob("*.jpg"))
+    pairs = data.pairs.read_text().splitlines()
+    bad_line = next(i for i, line in enumerate(pairs) if line.split(",")[1] == exemplar.name)
+    hidden = tmp_path / "hidden.jpg"
+    shutil.move(exemplar, hidden)
+    try:
+        with pytest.raises(
+            InputError, match=rf"{exemplar.name}: exemplar image not found \(pairs line {bad_line + 1}\)"
+        ):
+            run_api(setup, tmp_path / "out")
+        assert not (tmp_path / "out" / "results.json").exists()
+        lines = (tmp_path / "out" / JOURNAL_DIR / "records.jsonl").read_text().splitlines()
+        assert len(lines) == bad_line  # every pair before the bad one is on disk
+    finally:
+        shutil.move(hidden, exemplar)
+    messages: list[str] = []
+    resumed = run_api(setup, tmp_path / "out", resume=True, log=messages.append)
+    assert messages == [
+        f"resuming: {bad_line} of 12 pairs already done (journal in {tmp_path / 'out' / JOURNAL_DIR})"
+    ]
+    assert metrics_of(resumed) == metrics_of(uninterrupted)
+    for name in resumed.models:
+        assert resumed.models[name].samples == uninterrupted.models[name].samples
+
+
+def test_resume_without_journal_starts_over_and_says_so(setup, uninterrupted, tmp_path: Path) -> None:
+    messages: list[str] = []
+    result = run_api(setup, tmp_path / "fresh", resume=True, log=messages.append)
+    assert messages == [f"no journal in {tmp_path / 'fresh'}: starting from the beginning"]
+    assert metrics_of(result) == metrics_of(uninterrupted)
+
+
+def test_skip_records_bad_pairs_and_reports_them(setup, tmp_path: Path) -> None:
+    _, data = setup
+    mask = data.root / "annotations" / "validation" / "ADE_val_00000002.png"
+    hidden = tmp_path / "m.png"
+    shutil.move(mask, hidden)
+    try:
+        result = run_api(setup, tmp_path / "out", on_error="skip")
+    finally:
+        shutil.move(hidden, mask)
+    assert result.dataset.n_pairs == 11 and result.dataset.n_listed == 12
+    assert [s.pair_id for s in result.skipped] == ["ADE_val_00000002"]
+    assert result.skipped[0].line == 2 and "label map not found" in result.skipped[0].reason
+    assert "ADE_val_00000002" not in [s.pair_id for s in result.models["original"].samples]
+    from evalkit.report import write_reports
+
+    paths = write_reports(result, tmp_path / "report")
+    assert "N = 11 evaluated / 12 listed" in paths["markdown"].read_text()
+    assert json.loads(paths["json"].read_text())["skipped"][0]["pair_id"] == "ADE_val_00000002"
+
+
+def test_kill_9_mid_run_then_resume_gives_the_same_results(setup, tmp_path: Path) -> None:
+    # 40 pairs: the journal flushes every 16, so the kill lands after one or two flushed batches.
+    standins, _ = setup
+    data = build_synthetic_ade20k(tmp_path / "data", n_pairs=40, sizes=SIZES)
+    uninterrupted = run_api((standins, data), None)
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable, "-m", "evalkit", "run", str(bundled_config("demo.yaml")),
+        "--data-root", str(data.root), "--pairs", str(data.pairs),
+        "--model", f"original={standins.original}", "--model", f"converted={standins.converted}",
+        "--verifier", str(standins.verifier), "--output", str(out), "--quiet",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = out / JOURNAL_DIR / "records.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.is_file() and len(journal.read_text().splitlines()) >= 16:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(journal.read_text().splitlines())
+    assert 16 <= done < 40 and not (out / "results.json").exists()
+
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "evalkit: resuming:" in resumed.stderr
+    data_json = json.loads((out / "results.json").read_text())
+    for name, model in uninterrupted.models.items():
+        assert data_json["models"][name]["metrics"] == model.metrics.to_dict()
+    assert not (out / JOURNAL_DIR).exists()  # removed once the reports are written
