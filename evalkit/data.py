@@ -124,25 +124,59 @@ def check_root(root: Path) -> None:
         )
 
 
+def _context(pair: Pair | None) -> str:
+    return f" (pairs line {pair.line})" if pair is not None else ""
+
+
 def _require_file(path: Path, what: str, pair: Pair | None) -> None:
     if not path.is_file():
-        context = f" (pairs line {pair.line})" if pair is not None else ""
-        raise InputError(f"{path}: {what} not found{context}")
+        raise InputError(f"{path}: {what} not found{_context(pair)}")
+
+
+def check_inside_root(root: Path, files: PairFiles, pair: Pair | None = None) -> None:
+    """Refuse a pair whose files resolve outside ``root`` (e.g. through a symbolic link leading out)."""
+    real_root = root.resolve()
+    for path in (files.input_mask, files.exemplar, files.exemplar_mask, files.ground_truth):
+        if path.exists() and not path.resolve().is_relative_to(real_root):
+            raise InputError(
+                f"{path}: resolves to {path.resolve()}, outside the data root {real_root}{_context(pair)}"
+            )
 
 
 def read_label_map(path: Path, pair: Pair | None = None) -> np.ndarray:
-    """Read an ADE20k label map as the reference does: OpenCV 3-channel BGR, then to gray.
+    """Read an ADE20k label map: an 8-bit gray PNG with values 0..150.
 
     Returns
     -------
     numpy.ndarray
         ``H x W`` uint8, values 0..150.
+
+    Notes
+    -----
+    The reference reads it as 3-channel BGR and converts to gray, which leaves a gray map unchanged
+    but silently turns a colour (e.g. palette) map into meaningless labels. evalkit reads the file
+    as stored and accepts gray, or colour whose channels are all equal (same values as the reference);
+    anything else is an error, as are values above 150 (the reference's one-hot would crash on them).
     """
     _require_file(path, "label map", pair)
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise InputError(f"{path}: cannot decode label map (corrupt or not an image)")
-    labels = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise InputError(
+            f"{path}: cannot decode label map (corrupt, truncated or not an image){_context(pair)}"
+        )
+    if raw.dtype != np.uint8:
+        raise InputError(f"{path}: label map has {raw.dtype} pixels; ADE20k label maps are 8-bit gray PNGs")
+    if raw.ndim == 3:
+        colour = raw[..., :3]
+        if not (
+            np.array_equal(colour[..., 0], colour[..., 1]) and np.array_equal(colour[..., 1], colour[..., 2])
+        ):
+            raise InputError(
+                f"{path}: label map is a colour image with differing channels; "
+                f"ADE20k label maps are 8-bit gray (class index per pixel){_context(pair)}"
+            )
+        raw = colour[..., 0]
+    labels = np.ascontiguousarray(raw)
     top = int(labels.max())
     if top >= defaults.NUM_CLASSES:
         raise InputError(
@@ -161,10 +195,23 @@ def read_exemplar(path: Path, pair: Pair | None = None) -> np.ndarray:
     images carry no rotation; the two readers are kept as the reference has them.
     """
     _require_file(path, "exemplar image", pair)
+    _check_complete_image(path, "exemplar image", pair)
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise InputError(f"{path}: cannot decode exemplar image (corrupt or not an image)")
+        raise InputError(f"{path}: cannot decode exemplar image (corrupt or not an image){_context(pair)}")
     return bgr
+
+
+def _check_complete_image(path: Path, what: str, pair: Pair | None) -> None:
+    # OpenCV decodes a truncated JPEG without an error (grey bottom rows, one warning on stderr). Pillow
+    # refuses it; a draft (1/8 scale) decode still walks the whole entropy-coded stream, at a fraction
+    # of a full decode's cost.
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+            img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise InputError(f"{path}: cannot decode {what} ({exc}){_context(pair)}") from None
 
 
 def read_ground_truth(path: Path, pair: Pair | None = None) -> np.ndarray:
@@ -182,7 +229,7 @@ def read_ground_truth(path: Path, pair: Pair | None = None) -> np.ndarray:
             rgb = img if img.mode == "RGB" else img.convert("RGB")
             return np.asarray(rgb, dtype=np.uint8).copy()
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InputError(f"{path}: cannot decode ground-truth image ({exc})") from None
+        raise InputError(f"{path}: cannot decode ground-truth image ({exc}){_context(pair)}") from None
 
 
 def sha256_file(path: Path) -> str:
@@ -192,3 +239,34 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class PairImages:
+    """The four decoded images of a pair, checked against each other."""
+
+    input_mask: np.ndarray  #: H x W uint8 labels
+    exemplar: np.ndarray  #: h x w x 3 uint8 BGR
+    exemplar_mask: np.ndarray  #: h' x w' uint8 labels
+    ground_truth: np.ndarray  #: H x W x 3 uint8 RGB
+
+
+def read_pair(root: Path, pair: Pair) -> PairImages:
+    """Read and check the four files of ``pair``: inside ``root``, decodable, labels 0..150, and the
+    ground truth the same size as its label map."""
+    files = pair_files(root, pair)
+    check_inside_root(root, files, pair)
+    images = PairImages(
+        input_mask=read_label_map(files.input_mask, pair),
+        exemplar=read_exemplar(files.exemplar, pair),
+        exemplar_mask=read_label_map(files.exemplar_mask, pair),
+        ground_truth=read_ground_truth(files.ground_truth, pair),
+    )
+    if images.input_mask.shape != images.ground_truth.shape[:2]:
+        h, w = images.input_mask.shape
+        gh, gw = images.ground_truth.shape[:2]
+        raise InputError(
+            f"{files.input_mask}: label map is {w}x{h} but its ground truth {files.ground_truth.name} is "
+            f"{gw}x{gh}{_context(pair)}"
+        )
+    return images

@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_ALLOWANCES",
     "DEFAULT_GATE_SPEC",
     "GATE_METRICS",
+    "GATE_TABLE_HEAD",
     "HIGHER_IS_BETTER",
     "Allowance",
     "GateReport",
@@ -55,6 +56,8 @@ __all__ = [
     "compare_to_published",
     "compare_within_run",
     "gate_from_dict",
+    "gate_summary",
+    "gate_table_cells",
     "gate_to_dict",
     "load_gate_file",
     "parse_gate_config",
@@ -195,6 +198,8 @@ def _fail(source: str, key: str, problem: str) -> InputError:
 
 def _unknown(source: str, key: str, name: object, valid: Sequence[str], what: str) -> InputError:
     close = difflib.get_close_matches(str(name), list(valid), n=1)
+    # Spelt-out names ('relative' for 'rel') are too long for difflib's ratio: match on the prefix.
+    close = close or [v for v in valid if str(name).startswith(v) or v.startswith(str(name))]
     hint = f"; did you mean '{close[0]}'?" if close else f"; valid: {', '.join(valid)}"
     return _fail(source, key, f"unknown {what}{hint}")
 
@@ -885,7 +890,7 @@ def _allowed_text(row: GateRow, *, ascii_only: bool) -> str:
     return f"{ge} -{magnitude}" if row.higher_is_better else f"{le} +{magnitude}"
 
 
-def _summary(report: GateReport) -> str:
+def gate_summary(report: GateReport) -> str:
     """``5 check(s) passed`` or ``2 of 5 check(s) failed: ...`` (without the verdict word)."""
     checked = [r for r in report.rows if r.verdict != "N/A"]
     if report.passed:
@@ -903,7 +908,12 @@ def _summary(report: GateReport) -> str:
 _HEAD = ("model", "vs", "metric", "baseline", "value", "delta", "allowed", "outside noise", "verdict")
 
 
-def _cells(row: GateRow, *, ascii_only: bool) -> list[str]:
+#: Column heads of :func:`gate_table_cells`.
+GATE_TABLE_HEAD = _HEAD
+
+
+def gate_table_cells(row: GateRow, *, ascii_only: bool = False) -> list[str]:
+    """The formatted cells of one row, in :data:`GATE_TABLE_HEAD` order (shared by every renderer)."""
     return [
         row.model,
         row.baseline_model,
@@ -923,7 +933,7 @@ def _title(report: GateReport) -> str:
 
 def render_gate_text(report: GateReport) -> str:
     """A plain-ASCII terminal table with a PASS/FAIL verdict per row and a summary line."""
-    table = [list(_HEAD)] + [_cells(r, ascii_only=True) for r in report.rows]
+    table = [list(_HEAD)] + [gate_table_cells(r, ascii_only=True) for r in report.rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(_HEAD))]
     numeric = {3, 4, 5}
 
@@ -935,7 +945,7 @@ def render_gate_text(report: GateReport) -> str:
 
     out = [_title(report), "", line(table[0]), "  ".join("-" * w for w in widths)]
     out += [line(cells) for cells in table[1:]]
-    out += ["", f"{'PASS' if report.passed else 'FAIL'}: {_summary(report)}"]
+    out += ["", f"{'PASS' if report.passed else 'FAIL'}: {gate_summary(report)}"]
     out += [f"note: {n}" for n in report.notes]
     return "\n".join(out) + "\n"
 
@@ -950,7 +960,7 @@ def render_gate_markdown(report: GateReport) -> str:
     lines = [
         "# evalkit gate",
         "",
-        f"- Result: {verdict} — {esc(_summary(report))}",
+        f"- Result: {verdict} — {esc(gate_summary(report))}",
         f"- Candidate: {esc(report.candidate)}",
         f"- Baseline: {esc(report.baseline)}",
         f"- Thresholds ({esc(report.spec.source)}): "
@@ -960,7 +970,7 @@ def render_gate_markdown(report: GateReport) -> str:
         "|" + "|".join("---" for _ in _HEAD) + "|",
     ]
     for row in report.rows:
-        cells = _cells(row, ascii_only=False)
+        cells = gate_table_cells(row)
         cells[-1] = f"**{cells[-1]}**" if row.verdict == "FAIL" else cells[-1]
         lines.append("| " + " | ".join(esc(c) for c in cells) + " |")
     lines += [

@@ -23,10 +23,7 @@ from evalkit import config as cfg
 from evalkit.data import (
     Pair,
     check_root,
-    pair_files,
-    read_exemplar,
-    read_ground_truth,
-    read_label_map,
+    read_pair,
     read_pairs,
     sha256_file,
 )
@@ -85,13 +82,13 @@ class PairInputs:
 
 def prepare_pair(root: Path, pair: Pair) -> PairInputs:
     """Read the four files of ``pair`` and build the model inputs (reference method)."""
-    files = pair_files(root, pair)
+    raw = read_pair(root, pair)
     return PairInputs(
         pair=pair,
-        mask=one_hot(resize_label_map(read_label_map(files.input_mask, pair))),
-        exemplar=resize_exemplar(read_exemplar(files.exemplar, pair)),
-        exemplar_mask=one_hot(resize_label_map(read_label_map(files.exemplar_mask, pair))),
-        ground_truth=read_ground_truth(files.ground_truth, pair),
+        mask=one_hot(resize_label_map(raw.input_mask)),
+        exemplar=resize_exemplar(raw.exemplar),
+        exemplar_mask=one_hot(resize_label_map(raw.exemplar_mask)),
+        ground_truth=raw.ground_truth,
     )
 
 

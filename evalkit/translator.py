@@ -47,8 +47,8 @@ class Translator:
         return out[0]
 
 
-def load_translator(core: ov.Core, spec: ModelSpec, runtime: RuntimeSpec) -> Translator:
-    """Read, check (names and shapes, by name) and compile one translation model."""
+def read_translator_model(core: ov.Core, spec: ModelSpec) -> tuple[ov.Model, int]:
+    """Read one translation model and check its inputs and output by name; returns it and the output index."""
     assert spec.path is not None, "config completeness is checked before loading"
     model = read_model(core, spec.path, f"translation ({spec.name})")
     t = spec.tensors
@@ -67,6 +67,14 @@ def load_translator(core: ov.Core, spec: ModelSpec, runtime: RuntimeSpec) -> Tra
         raise InputError(
             f"{spec.path}: output '{t.output}' has shape {out_shape}, expected {list(image_shape)}"
         )
+    return model, out_idx
+
+
+def load_translator(core: ov.Core, spec: ModelSpec, runtime: RuntimeSpec) -> Translator:
+    """Read, check (names and shapes, by name) and compile one translation model."""
+    assert spec.path is not None, "config completeness is checked before loading"
+    model, out_idx = read_translator_model(core, spec)
+    t = spec.tensors
     compiled = compile_model(core, model, runtime, spec.path)
     return Translator(
         spec=spec,

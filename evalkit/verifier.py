@@ -49,8 +49,20 @@ def _layout(shape: list[int], path: Path) -> tuple[str, tuple[int, int]]:
     )
 
 
-def load_verifier(core: ov.Core, spec: VerifierSpec, runtime: RuntimeSpec) -> Verifier:
-    """Read the verifier, add its features node as an output if needed, check and compile it."""
+@dataclass(frozen=True)
+class VerifierInterface:
+    """A read and checked verifier model: its layout, input size and the indices of both outputs."""
+
+    model: ov.Model
+    input_name: str
+    layout: str
+    size: tuple[int, int]
+    probabilities_index: int
+    features_index: int
+
+
+def read_verifier_model(core: ov.Core, spec: VerifierSpec) -> VerifierInterface:
+    """Read the verifier, add its features node as an output if needed, and check its interface."""
     assert spec.path is not None, "config completeness is checked before loading"
     model = read_model(core, spec.path, "verifier")
     if len(model.inputs) != 1:
@@ -66,16 +78,22 @@ def load_verifier(core: ov.Core, spec: VerifierSpec, runtime: RuntimeSpec) -> Ve
         model, spec.probabilities_output, spec.path, "verifier.probabilities_output"
     )
     feats_idx = find_or_add_output(model, spec.features_output, spec.path, "verifier.features_output")
-    compiled = compile_model(core, model, runtime, spec.path)
-    input_name = port.get_any_name()
+    return VerifierInterface(model, port.get_any_name(), layout, size, probs_idx, feats_idx)
+
+
+def load_verifier(core: ov.Core, spec: VerifierSpec, runtime: RuntimeSpec) -> Verifier:
+    """Read, check and compile the verifier."""
+    assert spec.path is not None, "config completeness is checked before loading"
+    interface = read_verifier_model(core, spec)
+    compiled = compile_model(core, interface.model, runtime, spec.path)
     return Verifier(
         spec=spec,
         model=CompiledModel(
             path=spec.path,
             compiled=compiled,
-            input_names=(input_name,),
-            output_indices=(probs_idx, feats_idx),
+            input_names=(interface.input_name,),
+            output_indices=(interface.probabilities_index, interface.features_index),
         ),
-        layout=layout,
-        size=size,
+        layout=interface.layout,
+        size=interface.size,
     )

@@ -1,0 +1,257 @@
+"""The bad-input matrix: each case gives one line naming the file (and pairs line or key) and the problem."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import openvino.opset13 as ops
+import pytest
+from PIL import Image
+
+import evalkit
+from evalkit.config import bundled_config, load_config
+from evalkit.demo.dataset import build_synthetic_ade20k
+from evalkit.demo.models import save_standins
+from evalkit.errors import InputError
+
+SIZES = [(96, 128), (128, 96), (80, 80)]
+
+
+@pytest.fixture(scope="module")
+def standins(tmp_path_factory: pytest.TempPathFactory):
+    return save_standins(tmp_path_factory.mktemp("standins"))
+
+
+@pytest.fixture
+def data(tmp_path: Path):
+    """A fresh small data set per test, so each test may break it."""
+    built = build_synthetic_ade20k(tmp_path / "build", n_pairs=4, sizes=SIZES)
+    copy = tmp_path / "data"
+    shutil.copytree(built.root.parent, copy)
+    return copy / "ADEChallengeData2016", copy / built.pairs.name
+
+
+def run(standins, data, tmp_path: Path, **overrides):
+    root, pairs = data
+    kwargs = {
+        "data_root": root,
+        "pairs": pairs,
+        "models": {"original": standins.original, "converted": standins.converted},
+        "verifier": standins.verifier,
+        "output": tmp_path / "out",
+    }
+    kwargs["models"] = {**kwargs["models"], **overrides.pop("models", {})}
+    kwargs.update(overrides)
+    return evalkit.evaluate(bundled_config("demo.yaml"), **kwargs)
+
+
+def error_of(standins, data, tmp_path: Path, **overrides) -> str:
+    with pytest.raises(InputError) as info:
+        run(standins, data, tmp_path, **overrides)
+    message = str(info.value)
+    assert "\n" not in message
+    assert not (tmp_path / "out" / "results.json").exists()  # nothing half-written
+    return message
+
+
+def exemplar_of_line(pairs: Path, line: int) -> str:
+    return pairs.read_text().splitlines()[line - 1].split(",")[1]
+
+
+def test_truncated_exemplar_jpeg(standins, data, tmp_path: Path) -> None:
+    root, pairs = data
+    path = root / "images" / "training" / exemplar_of_line(pairs, 2)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    message = error_of(standins, data, tmp_path)
+    assert message.startswith(f"{path}: cannot decode exemplar image") and "truncated" in message
+    assert message.endswith("(pairs line 2)")
+
+
+def test_truncated_label_map_png(standins, data, tmp_path: Path) -> None:
+    root, _ = data
+    path = root / "annotations" / "validation" / "ADE_val_00000003.png"
+    path.write_bytes(path.read_bytes()[:100])
+    assert (
+        error_of(standins, data, tmp_path)
+        == f"{path}: cannot decode label map (corrupt, truncated or not an image) (pairs line 3)"
+    )
+
+
+def test_corrupt_ground_truth(standins, data, tmp_path: Path) -> None:
+    root, _ = data
+    path = root / "images" / "validation" / "ADE_val_00000001.jpg"
+    path.write_bytes(b"\xff\xd8 not really a jpeg")
+    assert error_of(standins, data, tmp_path).startswith(f"{path}: cannot decode ground-truth image")
+
+
+def test_rgb_mask_with_differing_channels(standins, data, tmp_path: Path) -> None:
+    root, _ = data
+    path = root / "annotations" / "validation" / "ADE_val_00000002.png"
+    labels = np.asarray(Image.open(path))
+    colour = np.stack([labels, labels, (labels + 1) % 151], axis=-1).astype(np.uint8)
+    Image.fromarray(colour).save(path)
+    message = error_of(standins, data, tmp_path)
+    assert message.startswith(f"{path}: label map is a colour image with differing channels")
+
+
+def test_rgb_mask_with_equal_channels_is_read_as_gray(tmp_path: Path) -> None:
+    from evalkit.data import read_label_map
+
+    labels = (np.arange(30 * 20).reshape(20, 30) % 151).astype(np.uint8)
+    Image.fromarray(np.stack([labels] * 3, axis=-1)).save(tmp_path / "m.png")
+    np.testing.assert_array_equal(read_label_map(tmp_path / "m.png"), labels)
+
+
+def test_label_value_above_150(standins, data, tmp_path: Path) -> None:
+    root, _ = data
+    path = root / "annotations" / "validation" / "ADE_val_00000004.png"
+    labels = np.asarray(Image.open(path)).copy()
+    labels[0, 0] = 200
+    Image.fromarray(labels).save(path)
+    assert error_of(standins, data, tmp_path).startswith(f"{path}: label value 200 is outside 0..150")
+
+
+def test_ground_truth_and_label_map_sizes_differ(standins, data, tmp_path: Path) -> None:
+    root, _ = data
+    path = root / "images" / "validation" / "ADE_val_00000001.jpg"
+    Image.open(path).convert("RGB").resize((50, 40)).save(path)
+    message = error_of(standins, data, tmp_path)
+    assert (
+        "ADE_val_00000001.png: label map is 96x128 but its ground truth ADE_val_00000001.jpg is 50x40"
+        in message
+    )
+
+
+def test_symlink_leading_out_of_the_data_root(standins, data, tmp_path: Path) -> None:
+    root, pairs = data
+    path = root / "images" / "training" / exemplar_of_line(pairs, 1)
+    outside = tmp_path / "outside.jpg"
+    shutil.move(path, outside)
+    path.symlink_to(outside)
+    message = error_of(standins, data, tmp_path)
+    assert message.startswith(f"{path}: resolves to {outside}, outside the data root")
+
+
+@pytest.mark.parametrize("part", [".xml", ".bin"])
+def test_missing_model_files(standins, data, tmp_path: Path, part: str) -> None:
+    model = tmp_path / "m.xml"
+    shutil.copy(standins.converted, model)
+    if part == ".bin":
+        message = error_of(standins, data, tmp_path, models={"converted": model})
+        assert (
+            message
+            == f"{tmp_path / 'm.bin'}: translation (converted) weights (.bin beside the .xml) not found"
+        )
+    else:
+        message = error_of(standins, data, tmp_path, models={"converted": tmp_path / "none.xml"})
+        assert message == f"{tmp_path / 'none.xml'}: translation (converted) model file not found"
+
+
+def test_corrupt_model_xml(standins, data, tmp_path: Path) -> None:
+    model = tmp_path / "m.xml"
+    model.write_text("<net><layers>")
+    shutil.copy(standins.converted.with_suffix(".bin"), tmp_path / "m.bin")
+    assert error_of(standins, data, tmp_path, models={"converted": model}).startswith(
+        f"{model}: cannot read translation (converted) model:"
+    )
+
+
+def small_model(
+    path: Path,
+    *,
+    names: tuple[str, str, str] = ("input_seg_map", "ref_image", "ref_seg_map"),
+    image_shape: tuple[int, ...] = (1, 3, 256, 256),
+    nan: bool = False,
+) -> Path:
+    params = [
+        ops.parameter([1, 151, 256, 256], np.float32, name=names[0]),
+        ops.parameter(list(image_shape), np.float32, name=names[1]),
+        ops.parameter([1, 151, 256, 256], np.float32, name=names[2]),
+    ]
+    for p, n in zip(params, names, strict=True):
+        p.output(0).get_tensor().set_names({n})
+    scale = ops.constant(np.float32(np.nan if nan else 0.0))
+    out = ops.multiply(params[1], scale)
+    out.output(0).get_tensor().set_names({"exemplar_based_output"})
+    ov.save_model(ov.Model([out], params, "small"), path)
+    return path
+
+
+def test_wrong_input_name(standins, data, tmp_path: Path) -> None:
+    model = small_model(tmp_path / "m.xml", names=("input_seg_map", "image", "ref_seg_map"))
+    message = error_of(standins, data, tmp_path, models={"converted": model})
+    assert message.startswith(f"{model}: no input named 'ref_image' (models.converted.tensors)")
+    assert "input_seg_map; image; ref_seg_map" in message
+
+
+def test_wrong_input_shape(standins, data, tmp_path: Path) -> None:
+    model = small_model(tmp_path / "m.xml", image_shape=(1, 3, 512, 512))
+    assert error_of(standins, data, tmp_path, models={"converted": model}) == (
+        f"{model}: input 'ref_image' has shape [1,3,512,512], expected [1, 3, 256, 256]"
+    )
+
+
+def test_nan_in_model_output(standins, data, tmp_path: Path) -> None:
+    model = small_model(tmp_path / "m.xml", nan=True)
+    message = error_of(standins, data, tmp_path, models={"converted": model})
+    assert message == f"{model}: output 'exemplar_based_output' contains NaN or Inf"
+
+
+def test_verifier_without_features_node(standins, data, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    text = bundled_config("demo.yaml").read_text().replace("AvgPool_1a_8x8/AvgPool", "AvgPool_1a_8x8/Missing")
+    config.write_text(text)
+    root, pairs = data
+    with pytest.raises(InputError) as info:
+        evalkit.evaluate(config, data_root=root, pairs=pairs, verifier=standins.verifier,
+                         models={"original": standins.original, "converted": standins.converted})  # fmt: skip
+    assert str(info.value).startswith(
+        f"{standins.verifier}: 'InceptionV3/Logits/AvgPool_1a_8x8/Missing' "
+        "(verifier.features_output) is neither"
+    )
+
+
+def test_unwritable_output(standins, data, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    message = error_of(standins, data, tmp_path, output=blocker / "out")
+    assert message.startswith(f"{blocker / 'out'}: output directory is not writable")
+
+
+def test_check_lists_every_problem_and_exits_2(standins, data, tmp_path: Path) -> None:
+    root, pairs = data
+    (root / "annotations" / "validation" / "ADE_val_00000002.png").unlink()
+    gt = root / "images" / "validation" / "ADE_val_00000004.jpg"
+    gt.write_bytes(gt.read_bytes()[:200])
+    args = [
+        sys.executable, "-m", "evalkit", "check", str(bundled_config("demo.yaml")), "--data-root", str(root),
+        "--pairs", str(pairs), "--model", f"original={standins.original}",
+        "--model", f"converted={tmp_path / 'none.xml'}", "--verifier", str(standins.verifier),
+        "--output", str(tmp_path / "out"),
+    ]  # fmt: skip
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1] == "evalkit check: 3 problem(s)"
+    assert f"evalkit: error: {tmp_path / 'none.xml'}: translation (converted) model file not found" in lines
+    assert any("ADE_val_00000002.png: label map not found (pairs line 2)" in line for line in lines)
+    assert any(line.startswith(f"evalkit: error: {gt}: cannot decode ground-truth image") for line in lines)
+
+
+def test_check_passes_on_good_input(standins, data, tmp_path: Path) -> None:
+    from evalkit.check import check
+    from evalkit.config import Overrides, apply_overrides
+
+    root, pairs = data
+    config = apply_overrides(
+        load_config(bundled_config("demo.yaml")),
+        Overrides(data_root=root, pairs=pairs, verifier=standins.verifier, output=tmp_path / "out",
+                  models={"original": standins.original, "converted": standins.converted}),
+    )  # fmt: skip
+    report = check(config)
+    assert report.ok and report.n_pairs == 4 and report.n_models == 2
