@@ -138,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check the config's keys and types, the data root, the pairs file, that every file of "
         "every pair exists, decodes and has labels within 0..150 and the ground truth's size, that the "
         "models and the verifier load with the declared inputs and outputs, and that the output folder is "
-        "writable. Prints every problem, one per line; exit code 2 if there is any. Takes the same overrides as "
-        "'evalkit run'.",
+        "writable. Prints every problem, one per line; exit code 2 if there is any. Takes the same "
+        "overrides as 'evalkit run'.",
     )
     check.add_argument("config", type=Path, help="YAML config, e.g. configs/cocosnet.yaml")
     _add_run_options(check)
