@@ -80,9 +80,9 @@ def _verdict(
     reference: str,
     extra: str,
 ) -> str:
-    """The sentence shared by :class:`PairedDelta` and :class:`SetDelta`; ``extra`` goes inside the brackets."""
+    """The sentence of :class:`PairedDelta` and :class:`SetDelta`; ``extra`` goes inside the brackets."""
     unit = UNITS.get(metric.lower(), "")
-    tail = f"; {extra}" if extra else ""
+    tail = f", {extra}" if extra else ""
     if not math.isfinite(delta):
         return f"{candidate} and {reference} cannot be compared on {metric}: no finite difference{tail}."
     if not (math.isfinite(ci_low) and math.isfinite(ci_high)):
@@ -90,13 +90,24 @@ def _verdict(
             f"{candidate} differs from {reference} on {metric} by Δ {_fmt(delta)}{unit} (no confidence "
             f"interval was computed, so this says nothing about noise{tail})."
         )
+    if not ci_low <= delta <= ci_high:
+        # Possible when the metric is biased on resamples (duplicated pairs): the interval is then shifted.
+        notes = [extra] if extra else []
+        extra = "; ".join([*notes, "the estimate lies outside its interval, which is shifted by resampling"])
+        tail = f", {extra}"
     interval = f"{_percent(confidence)} CI [{_fmt(ci_low)}, {_fmt(ci_high)}]"
     if ci_low <= 0.0 <= ci_high:
-        return f"{candidate} is within noise of {reference} on {metric} (Δ {_fmt(delta)}{unit}, {interval}{tail})."
-    # The interval excludes 0: say which way, with amounts as magnitudes ("worse by 0.41, CI [0.12, 0.70]").
-    better = (delta > 0) == higher_is_better
+        return (
+            f"{candidate} is within noise of {reference} on {metric} "
+            f"(Δ {_fmt(delta)}{unit}, {interval}{tail})."
+        )
+    # The interval excludes 0: its side gives the direction; amounts are magnitudes ("worse by 0.41, 95% CI
+    # [0.12, 0.7]" also for a PSNR delta of -0.41 dB with interval [-0.7, -0.12]).
+    better = (ci_low > 0.0) == higher_is_better
     magnitude_low, magnitude_high = sorted((abs(ci_low), abs(ci_high)))
-    amount = f"{_fmt(abs(delta))}{unit}, {_percent(confidence)} CI [{_fmt(magnitude_low)}, {_fmt(magnitude_high)}]"
+    amount = (
+        f"{_fmt(abs(delta))}{unit}, {_percent(confidence)} CI [{_fmt(magnitude_low)}, {_fmt(magnitude_high)}]"
+    )
     word = "better" if better else "worse"
     suffix = f" ({extra})" if extra else ""
     return f"{candidate} is {word} than {reference} on {metric} by {amount}{suffix}."
@@ -150,7 +161,9 @@ class PairedDelta:
         if self.p_value is not None:
             notes.append(f"Wilcoxon p = {self.p_value:.2g}")
         if self.n_excluded:
-            notes.append(f"{self.n_excluded} of {self.n + self.n_excluded} pairs with an infinite value left out")
+            notes.append(
+                f"{self.n_excluded} of {self.n + self.n_excluded} pairs with an infinite value left out"
+            )
         return _verdict(
             self.mean_delta,
             self.ci_low,
@@ -303,7 +316,9 @@ def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float,
 
 def _per_sample_values(name: str, values: np.ndarray) -> np.ndarray:
     array = np.asarray(values)
-    if array.ndim != 1 or not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+    if array.ndim != 1 or not (
+        np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
+    ):
         raise ValueError(
             f"paired_delta: {name} must be a 1-D real array with one value per pair, got shape {array.shape} "
             f"and dtype {array.dtype}"
@@ -440,8 +455,9 @@ def _sum_sqrt_eigenvalues(symmetric: np.ndarray) -> float:
     """``sum(sqrt(eigenvalues))`` of a symmetric PSD matrix; round-off negatives count as 0."""
     if symmetric.size == 0:
         return 0.0
-    # Values only, and the "evr" driver: the fastest of LAPACK's symmetric drivers measured here at n ~ 1300.
-    eigenvalues = scipy.linalg.eigvalsh(symmetric, driver="evr", check_finite=False)
+    # Values only: LAPACK ?syevd is then tridiagonalisation + the root-free QR of ?sterf, robust to the
+    # clustered small eigenvalues of low-rank features. The matrix is a temporary, so overwrite it.
+    eigenvalues = scipy.linalg.eigvalsh(symmetric, driver="evd", check_finite=False, overwrite_a=True)
     return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
 
 
@@ -532,9 +548,9 @@ class _SetBootstrap:
         values = {}
         for model in ("r", "c"):
             cross = ((counts_a @ k["g" + model]) * counts_b).sum(axis=1)
-            values[model] = (gt_within + within(k[model * 2], counts_b)) / (size * (size - 1)) - 2.0 * cross / (
-                size * size
-            )
+            values[model] = (gt_within + within(k[model * 2], counts_b)) / (
+                size * (size - 1)
+            ) - 2.0 * cross / (size * size)
         return values
 
     def kid(self, indices: np.ndarray) -> dict[str, np.ndarray]:
@@ -574,10 +590,10 @@ class _SetBootstrap:
         for s in "rc":
             gs = "g" + s
             shift = self.mean["g"] - self.mean[s]
-            # |mu_g(w) - mu_s(w)|^2 with mu(w) = m + delta(w), expanded so that only Grams and N-vectors appear.
+            # |mu_g(w) - mu_s(w)|^2 with mu(w) = m + delta(w), expanded into Grams and N-vectors only.
             along = counts @ (self.centred["g"] @ shift - self.centred[s] @ shift)
             mean_term = shift @ shift + 2.0 * along / n + (quad["gg"] - 2.0 * quad[gs] + quad[s * 2]) / n**2
-            # Xc_g delta_s and Xc_s delta_g for all resamples (rows): the centring corrections of the cross Gram.
+            # Xc_g delta_s and Xc_s delta_g of every resample (rows): centring corrections of the cross Gram.
             left = (counts @ g[gs].T) / n
             right = (counts @ g[gs]) / n
             tr_sqrt = np.empty(len(counts))
@@ -586,38 +602,50 @@ class _SetBootstrap:
             out[s] = mean_term + trace["g"] + trace[s] - 2.0 * tr_sqrt
         return out
 
-    def _trace_sqrt(self, w: np.ndarray, s: str, left: np.ndarray, right: np.ndarray, product: float) -> float:
-        """``tr sqrt(S_g(w) S_s(w))`` of one resample, exactly, on the smaller side (pairs or dimensions)."""
+    def _trace_sqrt(
+        self, w: np.ndarray, s: str, left: np.ndarray, right: np.ndarray, product: float
+    ) -> float:
+        """``tr sqrt(S_g(w) S_s(w))`` of one resample, exactly, on the smaller side (pairs or dimensions).
+
+        ``left``, ``right`` are ``G w / N`` and ``G^T w / N`` for the centred cross Gram ``G = Xc_g Xc_s^T``,
+        ``product`` is ``w^T G w / N^2``.
+        """
         n = self.n
         rows = np.flatnonzero(w)
         if rows.size < 2:
             return 0.0  # every position is the same pair: both covariances are 0
-        # Pivot the Householder reduction on a smallest-weight row: q0 far from 1 keeps 1 / (1 - q0) tame.
-        rows = rows[np.argsort(w[rows], kind="stable")]
+        # Pivot on a smallest-weight pair: q0 = sqrt(w0 / N) far from 1 keeps 1 / (1 - q0) tame.
+        pivot = int(np.argmin(w[rows]))
+        rows[[0, pivot]] = rows[[pivot, 0]]
         root_w = np.sqrt(w[rows])
         if rows.size - 1 > self.d:
             return self._trace_sqrt_features(w, rows, root_w, s)
-        # Z_s = diag(sqrt(w_U)) (Xc_s[U] - 1 delta_s^T): S_s(w) = Z_s^T Z_s / (N - 1), and
-        # tr sqrt(S_g S_s) = ||Z_g Z_s^T||_* / (N - 1). Z_g Z_s^T is built from the precomputed cross Gram:
-        # (Xc_g[i] - delta_g) . (Xc_s[j] - delta_s) = G[i, j] - left_i - right_j + product.
-        cross = self.gram["g" + s][np.ix_(rows, rows)]
-        cross -= left[rows][:, None]
-        cross -= right[rows][None, :]
-        cross += product
-        cross *= root_w[:, None]
-        cross *= root_w[None, :]
-        # The rows of Z sum to 0 with weights sqrt(w) (centring): an exact null direction whose round-off
-        # would enter the trace through a square root (~1e-8 relative). As in centred_coordinates, reflect
-        # q = sqrt(w / N) onto the first axis (Householder, v = q - e1) and drop that (zero) row and column:
-        # row k of H Z is Z_k + q_k Z_0 / (1 - q_0), so H C H restricted to k, l >= 1 is C_kl plus rank one
-        # terms in q.
-        q = root_w / math.sqrt(n)
-        scale = 1.0 / (1.0 - q[0])
-        q_rest = q[1:]
-        reduced = cross[1:, 1:]
-        column = cross[1:, 0] * scale + (cross[0, 0] * scale * scale) * q_rest
-        reduced += np.outer(column, q_rest)
-        reduced += np.outer(q_rest, cross[0, 1:] * scale)
+        # With delta_s = Xc_s^T w / N and Z_s = diag(sqrt(w_U)) (Xc_s[U] - delta_s), the covariance is
+        # S_s(w) = Z_s^T Z_s / (N - 1) and tr sqrt(S_g S_s) = ||Z_g Z_s^T||_* / (N - 1). Entry (i, j) of
+        # C = Z_g Z_s^T is sqrt(w_i w_j) (G[i, j] - left_i - right_j + product): a block of G plus rank one.
+        # The rows of Z sum to 0 with weights sqrt(w) (the centring), an exact null direction whose round-off
+        # would enter the trace through a square root. As in centred_coordinates, reflect q = sqrt(w_U / N)
+        # onto the first axis (Householder, v = q - e1) and drop that zero row and column: row k >= 1 of H Z
+        # is Z_k + q_k Z_0 / (1 - q_0). Folding centring and reflection into two vectors u, v gives
+        #     C_red = D (G[U', U'] + u 1^T + 1 v^T) D,   D = diag(sqrt(w_U')),  U' = U without the pivot,
+        # i.e. one gather and four elementwise passes, no temporary outer products.
+        pivot_row = rows[0]
+        rest = rows[1:]
+        gram = self.gram["g" + s]
+        reflect = 1.0 / (1.0 - root_w[0] / math.sqrt(n))
+        a0, b0 = left[pivot_row], right[pivot_row]
+        a_rest, b_rest = left[rest], right[rest]
+        factor = reflect * root_w[0] / math.sqrt(n)  # s q0 with s = 1 / (1 - q0)
+        c00 = w[pivot_row] * (gram[pivot_row, pivot_row] - a0 - b0 + product)
+        u = (product - a_rest) + factor * (gram[rest, pivot_row] - a_rest - b0 + product)
+        u += reflect * reflect * c00 / n
+        v = factor * (gram[pivot_row, rest] - a0 - b_rest + product) - b_rest
+        reduced = gram.take(rest, axis=0).take(rest, axis=1)
+        reduced += u[:, None]
+        reduced += v[None, :]
+        root_rest = root_w[1:]
+        reduced *= root_rest[:, None]
+        reduced *= root_rest[None, :]
         # Nuclear norm = sum of sqrt of the eigenvalues of the PSD C C^T (values only, no SVD).
         return _sum_sqrt_eigenvalues(reduced @ reduced.T) / (n - 1)
 

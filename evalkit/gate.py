@@ -570,6 +570,11 @@ def _check_comparable(baseline: RunResult, candidate: RunResult, notes: list[str
         raise refuse(
             "dataset.pairs_sha256", bd.pairs_sha256[:12], cd.pairs_sha256[:12], "different pairs files"
         )
+    # Same file and count, but --on-error skip may have left out different pairs.
+    b_skip = sorted(s.pair_id for s in getattr(baseline, "skipped", ()))
+    c_skip = sorted(s.pair_id for s in getattr(candidate, "skipped", ()))
+    if b_skip != c_skip:
+        raise refuse("skipped", b_skip[:5], c_skip[:5], "the runs left out different pairs (--on-error skip)")
     if baseline.verifier.sha256 != candidate.verifier.sha256:
         raise refuse(
             "verifier.sha256",
@@ -639,7 +644,8 @@ def compare_runs(
     Parameters
     ----------
     baseline, candidate : RunResult
-        The two runs. They must share the data set (``pairs_sha256``, ``n_pairs``), the verifier
+        The two runs. They must share the data set (``pairs_sha256``, ``n_pairs``, the pairs left out by
+        ``--on-error skip``), the verifier
         (``sha256``) and the metric settings (``ssim_constants``, ``fid_method``; ``profile`` and ``seed``
         for the extended metrics that depend on them).
     spec : GateSpec, optional

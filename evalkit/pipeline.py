@@ -9,29 +9,24 @@ from __future__ import annotations
 import hashlib
 import platform
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from evalkit import __version__
 from evalkit import config as cfg
 from evalkit.data import (
-    Pair,
     check_root,
-    read_pair,
     read_pairs,
     sha256_file,
 )
 from evalkit.errors import InputError
-from evalkit.journal import Journal, ModelRecord, PairRecord
-from evalkit.metrics import fid, inception_score, kid, mean_std_finite, psnr, ssim
-from evalkit.postprocess import output_to_image, upscale
-from evalkit.preprocess import one_hot, resize_exemplar, resize_label_map
+from evalkit.executor import Executor, InProcessExecutor, OnError
+from evalkit.journal import Journal, PairRecord
+from evalkit.metrics import fid, inception_score, kid, mean_std_finite
 from evalkit.results import (
     DatasetInfo,
     ExtendedMetrics,
@@ -43,11 +38,8 @@ from evalkit.results import (
     VerifierInfo,
 )
 from evalkit.runtime import make_core
-from evalkit.translator import Translator, load_translator
-from evalkit.verifier import Verifier, load_verifier
-
-#: How many pairs are read and preprocessed ahead of inference.
-PREFETCH_DEPTH = 4
+from evalkit.translator import read_translator_model
+from evalkit.verifier import read_verifier_model
 
 
 class Progress(Protocol):
@@ -69,97 +61,8 @@ class _NoProgress:
         pass
 
 
-@dataclass(frozen=True)
-class PairInputs:
-    """One pair, read and preprocessed once for every model."""
-
-    pair: Pair
-    mask: np.ndarray  #: one-hot 151 x 256 x 256 float32
-    exemplar: np.ndarray  #: 256 x 256 x 3 uint8 BGR
-    exemplar_mask: np.ndarray  #: one-hot 151 x 256 x 256 float32
-    ground_truth: np.ndarray  #: H x W x 3 uint8 RGB at its own resolution
-
-
-def prepare_pair(root: Path, pair: Pair) -> PairInputs:
-    """Read the four files of ``pair`` and build the model inputs (reference method)."""
-    raw = read_pair(root, pair)
-    return PairInputs(
-        pair=pair,
-        mask=one_hot(resize_label_map(raw.input_mask)),
-        exemplar=resize_exemplar(raw.exemplar),
-        exemplar_mask=one_hot(resize_label_map(raw.exemplar_mask)),
-        ground_truth=raw.ground_truth,
-    )
-
-
-def generate(translator: Translator, inputs: PairInputs) -> np.ndarray:
-    """The model's image for one pair: uint8 RGB at the ground truth's resolution."""
-    raw = translator.translate(inputs.mask, inputs.exemplar, inputs.exemplar_mask)
-    height, width = inputs.ground_truth.shape[:2]
-    return upscale(output_to_image(raw), width, height)
-
-
-def _prefetched(
-    fn: Callable[[Pair], PairInputs], pairs: Sequence[Pair], depth: int
-) -> Iterator[tuple[Pair, PairInputs | InputError]]:
-    # OpenCV and Pillow release the GIL while decoding and resizing, so a worker thread keeps the next
-    # pairs ready while OpenVINO runs the current one. Order is preserved; a bad pair's error is handed
-    # over in its place, so that --on-error skip can go on.
-    def safe(pair: Pair) -> PairInputs | InputError:
-        try:
-            return fn(pair)
-        except InputError as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-read") as pool:
-        queue: deque[tuple[Pair, Future[PairInputs | InputError]]] = deque()
-        it = iter(pairs)
-        for pair in it:
-            queue.append((pair, pool.submit(safe, pair)))
-            if len(queue) >= depth:
-                break
-        while queue:
-            pair, future = queue.popleft()
-            nxt = next(it, None)
-            if nxt is not None:
-                queue.append((nxt, pool.submit(safe, nxt)))
-            yield pair, future.result()
-
-
-def evaluate_pair(
-    inputs: PairInputs, translators: Sequence[Translator], verifier: Verifier, spec: cfg.MetricSpec
-) -> PairRecord:
-    """Run every model and the verifier on one prepared pair (the ground truth is verified once)."""
-    gt = inputs.ground_truth
-    gt_out = verifier(gt)
-    models = {}
-    for t in translators:
-        image = generate(t, inputs)
-        out = verifier(image)
-        scores = vars(score_sample(inputs.pair.val_id, image, gt, spec)).copy()
-        del scores["pair_id"]
-        models[t.spec.name] = ModelRecord(
-            scores=scores, probabilities=out.probabilities, features=out.features
-        )
-    return PairRecord(
-        index=inputs.pair.index, pair_id=inputs.pair.val_id, gt_features=gt_out.features, models=models
-    )
-
-
 #: Splits of the extended table's Inception Score (the common GAN-literature protocol).
 IS_SPLITS = 10
-
-
-def score_sample(pair_id: str, image: np.ndarray, gt: np.ndarray, spec: cfg.MetricSpec) -> SampleScores:
-    """Per-image metrics of one generated image against its ground truth."""
-    extended = spec.profile == "all"
-    return SampleScores(
-        pair_id=pair_id,
-        psnr=psnr(image, gt),
-        ssim=ssim(image, gt, variant=spec.ssim_constants),
-        ssim_wang=ssim(image, gt, variant="wang") if extended else None,
-        psnr_rgb=psnr(image, gt, variant="rgb") if extended else None,
-    )
 
 
 @dataclass(frozen=True)
@@ -263,9 +166,6 @@ def environment() -> dict[str, Any]:
     }
 
 
-OnError = Literal["fail", "skip"]
-
-
 def _check_output_writable(output: Path) -> None:
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -293,10 +193,6 @@ def _fingerprint(
     }
 
 
-def _skipped_record(pair: Pair, reason: str) -> PairRecord:
-    return PairRecord(index=pair.index, pair_id=pair.val_id, gt_features=None, models={}, skipped=reason)
-
-
 def run(
     config: cfg.Config,
     progress: Progress | None = None,
@@ -304,6 +200,7 @@ def run(
     resume: bool = False,
     on_error: OnError = "fail",
     log: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
 ) -> RunResult:
     """Evaluate every model of a complete, validated config.
 
@@ -328,14 +225,16 @@ def run(
         _check_output_writable(config.output)
 
     t0 = time.perf_counter()
+    # Model files and interfaces are checked here, before the journal starts, whichever executor runs.
     core = make_core()
-    translators = [load_translator(core, spec, config.runtime) for spec in config.models]
-    verifier = load_verifier(core, config.verifier, config.runtime)
-    names = [t.spec.name for t in translators]
-    model_hashes = {t.spec.name: model_sha256(t.model.path) for t in translators}
+    for spec in config.models:
+        read_translator_model(core, spec)
+    read_verifier_model(core, config.verifier)
+    del core
+    names = [m.name for m in config.models]
+    model_hashes = {m.name: model_sha256(m.path) for m in config.models if m.path is not None}
     verifier_sha256 = model_sha256(config.verifier.path)
     pairs_sha256 = sha256_file(pairs_path)
-    t_load = time.perf_counter() - t0
 
     journal = None
     records: list[PairRecord] = []
@@ -350,51 +249,45 @@ def run(
                 log(f"no journal in {config.output}: starting from the beginning")
             journal.start()
 
+    def deliver(record: PairRecord) -> None:
+        if record.skipped is not None:
+            log(f"skipped {record.pair_id} (pairs line {pairs[record.index].line}): {record.skipped}")
+        records.append(record)
+        if journal is not None:
+            journal.append(record)
+        for name in names:
+            progress.advance(name)
+
     progress.start(names, len(pairs))
     for _ in records:
         for name in names:
             progress.advance(name)
-    todo = pairs[len(records) :]
     try:
-        for pair, inputs in _prefetched(lambda p: prepare_pair(root, p), todo, PREFETCH_DEPTH):
-            try:
-                if isinstance(inputs, InputError):
-                    raise inputs
-                record = evaluate_pair(inputs, translators, verifier, config.metrics)
-            except InputError as exc:
-                if on_error != "skip":
-                    raise
-                record = _skipped_record(pair, str(exc))
-                log(f"skipped {pair.val_id} (pairs line {pair.line}): {exc}")
-            records.append(record)
-            if journal is not None:
-                journal.append(record)
-            for name in names:
-                progress.advance(name)
+        (executor or InProcessExecutor()).evaluate(config, pairs[len(records) :], deliver, on_error=on_error)
     finally:
-        # whatever ends the loop (a bad pair, Ctrl-C), what is done stays on disk for --resume
+        # whatever ends the run (a bad pair, Ctrl-C), what is done stays on disk for --resume
         if journal is not None:
             journal.flush()
         progress.close()
-    t_infer = time.perf_counter() - t0 - t_load
+    t_infer = time.perf_counter() - t0
 
     evaluated = sum(1 for r in records if r.skipped is None)
     if evaluated < 2:
         raise InputError(f"{pairs_path}: FID needs at least 2 evaluated pairs, the run has {evaluated}")
     gt_features, outputs = collect(records, names)
     models = {}
-    for t in translators:
-        out = outputs[t.spec.name]
-        models[t.spec.name] = ModelResult(
-            name=t.spec.name,
-            label=t.spec.label,
-            path=str(t.model.path),
-            sha256=model_hashes[t.spec.name],
+    for spec in config.models:
+        out = outputs[spec.name]
+        models[spec.name] = ModelResult(
+            name=spec.name,
+            label=spec.label,
+            path=str(spec.path),
+            sha256=model_hashes[spec.name],
             metrics=summarise(out, gt_features, config.metrics),
             n=len(out.samples),
             samples=out.samples,
         )
-    t_metrics = time.perf_counter() - t0 - t_load - t_infer
+    t_metrics = time.perf_counter() - t0 - t_infer
     skipped = tuple(
         SkippedPair(pair_id=r.pair_id, line=pairs[r.index].line, reason=r.skipped)
         for r in records
@@ -413,7 +306,7 @@ def run(
         models=models,
         verifier=VerifierInfo(path=str(config.verifier.path), sha256=verifier_sha256),
         environment=environment(),
-        timings={"load_s": t_load, "inference_s": t_infer, "metrics_s": t_metrics},
+        timings={"evaluation_s": t_infer, "metrics_s": t_metrics},
         skipped=skipped,
     )
 

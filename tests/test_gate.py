@@ -43,6 +43,7 @@ from evalkit.results import (
     ModelResult,
     RunResult,
     SampleScores,
+    SkippedPair,
     VerifierInfo,
 )
 
@@ -89,6 +90,7 @@ def make_run(
     sha256: dict[str, str] | None = None,
     output: str = "reports/x",
     limit: int | None = None,
+    skipped: tuple[str, ...] = (),
 ) -> RunResult:
     """A RunResult built in code: what a run of these models would record."""
     if profile is None:
@@ -126,6 +128,7 @@ def make_run(
         verifier=VerifierInfo(path="verifier.xml", sha256=verifier_sha256),
         environment={"openvino": "2025.0", "opencv": "4.10", "pillow": "11.0"},
         comparison=comparison,
+        skipped=tuple(SkippedPair(pid, i + 1, "unreadable image") for i, pid in enumerate(skipped)),
     )
 
 
@@ -300,6 +303,7 @@ def test_runs_without_common_models() -> None:
     [
         ({"pairs_sha256": "c" * 64}, "dataset.pairs_sha256"),
         ({"n": 12}, "dataset.n_pairs"),
+        ({"skipped": ("ADE_val_00000005",)}, "skipped"),
         ({"verifier_sha256": "d" * 64}, "verifier.sha256"),
         ({"ssim_constants": "reference-2020"}, "config.metrics.ssim_constants"),
         ({"fid_method": "sqrtm"}, "config.metrics.fid_method"),
@@ -568,8 +572,8 @@ def test_standins_fp16_passes_and_degraded_fails(standin_run: RunResult) -> None
     failed = {r.metric for r in report.failures if r.model == "degraded"}
     assert {"psnr", "ssim"} <= failed
     assert row(report, "degraded", "psnr").delta < -0.5
-    text = render_gate_text(report)
-    assert "degraded PSNR" in text.splitlines()[-2] or "degraded PSNR" in text
+    summary = next(line for line in render_gate_text(report).splitlines() if line.startswith("FAIL:"))
+    assert "degraded PSNR" in summary and "converted" not in summary
 
 
 def test_standins_improvement_over_the_degraded_model_passes(standin_run: RunResult) -> None:

@@ -106,6 +106,23 @@ def _short_sha(sha: str) -> str:
 # ------------------------------------------------------------------------------------------------- sections
 
 
+def _n_text(result: RunResult) -> str:
+    """``N pairs``, and which pairs ``--on-error skip`` left out, if any."""
+    ds = result.dataset
+    skipped = tuple(getattr(result, "skipped", ()))
+    if not skipped:
+        return f"{ds.n_pairs} pairs"
+    listed = getattr(ds, "n_listed", None) or ds.n_pairs + len(skipped)
+    shown = "".join(
+        f"<li><code>{_e(s.pair_id)}</code> (line {_e(s.line)}): {_e(s.reason)}</li>" for s in skipped[:10]
+    )
+    more = f"<li>… and {len(skipped) - 10} more (see results.json)</li>" if len(skipped) > 10 else ""
+    return (
+        f"{ds.n_pairs} pairs evaluated of {listed} listed; {len(skipped)} skipped (--on-error skip):"
+        f"<ul style='margin:0;padding-left:18px'>{shown}{more}</ul>"
+    )
+
+
 def _header(result: RunResult, date: str | None) -> str:
     cfg = result.config
     ds = result.dataset
@@ -124,7 +141,7 @@ def _header(result: RunResult, date: str | None) -> str:
             f"<code>{_e(ds.root)}</code>; pairs <code>{_e(ds.pairs)}</code> (sha256 "
             f"<code>{_e(_short_sha(ds.pairs_sha256))}</code>)",
         ),
-        ("N", f"{ds.n_pairs} pairs"),
+        ("N", _n_text(result)),
         ("Models", f"<ul style='margin:0;padding-left:18px'>{models}</ul>"),
         (
             "Verifier",
@@ -511,13 +528,11 @@ def render_html(
         The page: inline CSS, images as ``data:`` URIs, no script and no external URL.
     """
     ref = _reference_model(result)
-    nav = [("reference", "Reference metrics")]
+    nav = [("gate", "Gate")] if gate is not None else []
+    nav.append(("reference", "Reference metrics"))
     if has_extended(result):
         nav.append(("extended", "Extended"))
-    nav.append(("comparison", "Comparison"))
-    if gate is not None:
-        nav.append(("gate", "Gate"))
-    nav += [("plots", "Plots"), ("gallery", "Gallery")]
+    nav += [("comparison", "Comparison"), ("plots", "Plots"), ("gallery", "Gallery")]
     title = (
         f"evalkit report — {', '.join(m.label for m in result.models.values())}, N = {result.dataset.n_pairs}"
     )
