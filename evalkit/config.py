@@ -79,10 +79,18 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class RuntimeSpec:
-    """OpenVINO settings. ``inference_precision`` is pinned (f32 by default) so numbers never drift."""
+    """OpenVINO and pipelining settings.
+
+    ``inference_precision`` is pinned (f32 by default) so numbers never drift. ``streams`` and
+    ``requests`` (``None`` = OpenVINO's THROUGHPUT-hint defaults) and ``reader_threads`` only change speed,
+    never results.
+    """
 
     device: str = defaults.DEVICE
     inference_precision: str = defaults.INFERENCE_PRECISION
+    streams: int | None = None
+    requests: int | None = None
+    reader_threads: int = 2
 
 
 @dataclass(frozen=True)
@@ -133,7 +141,7 @@ _MODEL_KEYS = ("label", "path", "ref_image", "tensors")
 _CONVENTION_KEYS = ("color_order", "mean", "scale")
 _TENSOR_KEYS = ("input_seg_map", "ref_image", "ref_seg_map", "output")
 _VERIFIER_KEYS = ("path", "input", "probabilities_output", "features_output")
-_RUNTIME_KEYS = ("device", "inference_precision")
+_RUNTIME_KEYS = ("device", "inference_precision", "streams", "requests", "reader_threads")
 _METRIC_KEYS = ("ssim_constants", "fid_method", "profile", "reference_model", "bootstrap", "seed")
 _PRECISIONS = ("f32", "f16", "bf16")
 
@@ -263,6 +271,9 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
             "runtime.inference_precision",
             _PRECISIONS,
         ),
+        streams=r.positive_int(rt.get("streams"), "runtime.streams"),
+        requests=r.positive_int(rt.get("requests"), "runtime.requests"),
+        reader_threads=r.positive_int(rt.get("reader_threads", 2), "runtime.reader_threads") or 2,
     )
 
     mt = r.mapping(top.get("metrics"), "metrics", _METRIC_KEYS)
@@ -440,6 +451,9 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         "runtime": {
             "device": config.runtime.device,
             "inference_precision": config.runtime.inference_precision,
+            "streams": config.runtime.streams,
+            "requests": config.runtime.requests,
+            "reader_threads": config.runtime.reader_threads,
         },
         "metrics": {
             "ssim_constants": config.metrics.ssim_constants,

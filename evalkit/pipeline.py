@@ -184,6 +184,8 @@ def _fingerprint(
     for key in ("output", "source"):
         resolved.pop(key, None)
     resolved["dataset"].pop("limit", None)  # a resumed run may evaluate more or fewer pairs
+    for speed_only in ("streams", "requests", "reader_threads"):  # change speed, never a record
+        resolved["runtime"].pop(speed_only, None)
     return {
         "evalkit_version": __version__,
         "config": resolved,
