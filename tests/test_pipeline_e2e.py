@@ -135,7 +135,7 @@ def test_reports_written_with_the_contract_keys(result: RunResult, tmp_path: Pat
 
     with open(paths["per_sample"], newline="") as fh:
         per = list(csv.DictReader(fh))
-    assert list(per[0]) == ["pair_id", "model", "psnr", "ssim"]
+    assert list(per[0]) == ["pair_id", "model", "psnr", "ssim", "ssim_wang", "psnr_rgb"]
     assert len(per) == 12 and per[0]["pair_id"] == result.models["original"].samples[0].pair_id
     assert float(per[1]["ssim"]) == result.models["converted"].samples[0].ssim
 

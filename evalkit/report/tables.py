@@ -60,14 +60,17 @@ def summary_table(result: RunResult) -> pd.DataFrame:
 
 def per_sample_table(result: RunResult) -> pd.DataFrame:
     """One row per (pair, model): pairs in file order, models in config order within a pair."""
+    columns = ["pair_id", "model", "psnr", "ssim"]
+    if has_extended(result):
+        columns += ["ssim_wang", "psnr_rgb"]
     rows = []
     names = list(result.models)
     n = max((len(m.samples) for m in result.models.values()), default=0)
     for i in range(n):
         for name in names:
-            s = result.models[name].samples[i]
-            rows.append({"pair_id": s.pair_id, "model": name, "psnr": s.psnr, "ssim": s.ssim})
-    return pd.DataFrame(rows, columns=["pair_id", "model", "psnr", "ssim"])
+            sample = vars(result.models[name].samples[i])
+            rows.append({"model": name, **{k: sample[k] for k in columns if k != "model"}})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def format_value(value: float | None, unit: str, decimals: int, std: float | None = None) -> str:
