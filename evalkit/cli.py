@@ -7,6 +7,7 @@ file/line/key), 3 internal error (traceback with ``--debug``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -15,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from evalkit import __version__
-from evalkit.config import bundled_config
+from evalkit.config import Overrides, bundled_config
+from evalkit.defaults import GALLERY_PAIRS
 from evalkit.errors import InputError
 
 EXIT_OK = 0
@@ -95,6 +97,14 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         help="bootstrap resamples of the paired comparison's intervals (default 200; 0 turns them off)",
     )
     p.add_argument(
+        "--gallery-pairs",
+        type=int,
+        default=GALLERY_PAIRS,
+        metavar="K",
+        help=f"report.html shows the K pairs with the largest PSNR drop and K random ones (default "
+        f"{GALLERY_PAIRS}; 0 = no gallery)",
+    )
+    p.add_argument(
         "--resume",
         action="store_true",
         help="continue an interrupted run from the journal in the output directory (finished pairs are "
@@ -130,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("config", type=Path, help="YAML config, e.g. configs/cocosnet.yaml")
     _add_run_options(run)
+    run.add_argument(
+        "--gate",
+        action="store_true",
+        help="after the run, compare every model with the reference model (thresholds: the config's "
+        "'gate:' key, else the defaults); write gate.md and exit 1 on a regression",
+    )
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     check = sub.add_parser(
@@ -170,6 +186,74 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--quiet", action="store_true", help="no progress output")
     demo.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    gate = sub.add_parser(
+        "gate",
+        help="compare a candidate run with a baseline run or the published table; exit 1 on a regression",
+        description="Compare CANDIDATE.json with BASELINE.json model by model (same model name, or every "
+        "candidate model with --baseline-model), and/or with the 'published:' table of --config "
+        "(--published). A metric fails when it is worse than its baseline by more than "
+        "max(abs, rel * |baseline|); an improvement never fails. Thresholds: the 'gate:' key of --config, "
+        "else PSNR 0.1 dB, SSIM 0.01, IS 2%, FID 2%, KID 0.001. Runs on other pairs, another verifier or "
+        "other metric settings are refused (exit 2). Exit 0: pass; 1: regression.",
+    )
+    gate.add_argument(
+        "results",
+        type=Path,
+        nargs="+",
+        metavar="RESULTS.json",
+        help="BASELINE.json CANDIDATE.json; with --published, CANDIDATE.json alone",
+    )
+    gate.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="YAML file with 'gate:' thresholds and/or a 'published:' table, e.g. configs/cocosnet.yaml",
+    )
+    gate.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME",
+        help="candidate model to gate (repeatable; default: every model)",
+    )
+    gate.add_argument(
+        "--baseline-model",
+        metavar="NAME",
+        help="compare every candidate model with this baseline model instead of the same-named one",
+    )
+    gate.add_argument(
+        "--published",
+        action="store_true",
+        help="compare the candidate with the 'published:' table of --config",
+    )
+    gate.add_argument("--markdown", type=Path, metavar="FILE", help="also write the verdicts as Markdown")
+    gate.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    report = sub.add_parser(
+        "report",
+        help="render the reports of a results.json again (Markdown, CSV, JSON, HTML)",
+        description="Write report.md, summary.csv and per_sample.csv, results.json and/or report.html from "
+        "RESULTS.json without running anything. report.html is one self-contained file (every image "
+        "embedded, no script, no external link) with the tables, plots, the gate verdicts recorded in the "
+        "results and the gallery of the folder 'gallery' beside RESULTS.json.",
+    )
+    report.add_argument("results", type=Path, metavar="RESULTS.json", help="a results.json of evalkit run")
+    report.add_argument(
+        "--format",
+        type=_report_formats,
+        default=("md", "csv", "json", "html"),
+        metavar="LIST",
+        help="comma-separated formats: md, csv, json, html (default: all four)",
+    )
+    report.add_argument(
+        "--output", type=Path, metavar="DIR", help="where to write (default: the folder of RESULTS.json)"
+    )
+    report.add_argument(
+        "--gallery",
+        type=Path,
+        metavar="DIR",
+        help="gallery folder for report.html (default: 'gallery' beside RESULTS.json)",
+    )
+    report.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -223,17 +307,8 @@ class _ConsoleProgress:
             bar.close()
 
 
-def _log(message: str) -> None:
-    print(f"evalkit: {message}", file=sys.stderr, flush=True)
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    from evalkit.journal import remove_journal
-    from evalkit.pipeline import evaluate
-    from evalkit.report import render_markdown, write_reports
-
-    result = evaluate(
-        args.config,
+def _overrides(args: argparse.Namespace) -> Overrides:
+    return Overrides(
         data_root=args.data_root,
         pairs=args.pairs,
         models=dict(args.model),
@@ -243,33 +318,68 @@ def _cmd_run(args: argparse.Namespace) -> int:
         device=args.device,
         metrics=args.metrics,
         bootstrap=args.bootstrap,
+    )
+
+
+def _log(message: str) -> None:
+    print(f"evalkit: {message}", file=sys.stderr, flush=True)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from evalkit.config import apply_overrides, load_config
+    from evalkit.gallery import write_gallery
+    from evalkit.journal import remove_journal
+    from evalkit.pipeline import run
+    from evalkit.report import render_markdown, write_reports
+    from evalkit.results import write_text_atomic
+
+    spec = None
+    if getattr(args, "gate", False):
+        from evalkit.gate import load_gate_file
+
+        # Read the thresholds before the run: a typo in 'gate:' fails now, not after hours of inference.
+        spec, _ = load_gate_file(args.config)
+
+    config = apply_overrides(load_config(args.config), _overrides(args))
+    result = run(
+        config,
         progress=None if args.quiet else _ConsoleProgress(),
         resume=args.resume,
         on_error=args.on_error,
         log=_log,
     )
     output = Path(result.config["output"])
-    paths = write_reports(result, output)
+    gallery_dir = None
+    if args.gallery_pairs > 0:
+        gallery_dir = write_gallery(config, result, output / "gallery", k=args.gallery_pairs)
+    gate_report = None
+    if spec is not None:
+        from evalkit.gate import compare_within_run, gate_to_dict, render_gate_markdown
+
+        gate_report = compare_within_run(result, spec)
+        result = dataclasses.replace(result, gate=gate_to_dict(gate_report))
+        output.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(output / "gate.md", render_gate_markdown(gate_report))
+    paths = write_reports(
+        result, output, formats=("md", "csv", "html", "json"), gate=gate_report, gallery_dir=gallery_dir
+    )
+    if gate_report is not None:
+        paths["gate"] = output / "gate.md"
     remove_journal(output)  # the reports are complete: nothing left to resume
     print(render_markdown(result))
+    if gate_report is not None:
+        from evalkit.gate import render_gate_text
+
+        print(render_gate_text(gate_report))
     print(f"Wrote {', '.join(str(p) for p in paths.values())}")
-    return EXIT_OK
+    return EXIT_OK if gate_report is None or gate_report.passed else EXIT_GATE_FAILED
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from evalkit.check import check
-    from evalkit.config import Overrides, apply_overrides, load_config
+    from evalkit.config import apply_overrides, load_config
 
-    overrides = Overrides(
-        data_root=args.data_root,
-        pairs=args.pairs,
-        models=dict(args.model),
-        verifier=args.verifier,
-        limit=args.limit,
-        output=args.output,
-        device=args.device,
-    )
-    config = apply_overrides(load_config(args.config), overrides)
+    config = apply_overrides(load_config(args.config), _overrides(args))
     report = check(config)
     for problem in report.problems:
         print(f"evalkit: error: {problem}", file=sys.stderr)
@@ -304,18 +414,109 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         device=None,
         metrics=None,
         bootstrap=None,
+        gallery_pairs=GALLERY_PAIRS,
         resume=False,
         on_error="fail",
+        gate=False,
         quiet=args.quiet,
     )
     return _cmd_run(ns)
+
+
+def _report_formats(text: str) -> tuple[str, ...]:
+    from evalkit.report import REPORT_FORMATS
+
+    items = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    if not items or any(t not in REPORT_FORMATS for t in items):
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of {', '.join(REPORT_FORMATS)}, got {text!r}"
+        )
+    return items
+
+
+def _cmd_gate(args: argparse.Namespace) -> int:
+    from evalkit.gate import (
+        DEFAULT_GATE_SPEC,
+        compare_runs,
+        compare_to_published,
+        load_gate_file,
+        render_gate_markdown,
+        render_gate_text,
+    )
+    from evalkit.results import load_results, write_text_atomic
+
+    paths = args.results
+    if len(paths) > 2 or (len(paths) == 1 and not args.published):
+        raise InputError("gate: give BASELINE.json CANDIDATE.json, or CANDIDATE.json with --published")
+    if args.baseline_model and len(paths) == 1:
+        raise InputError("--baseline-model: needs a BASELINE.json to take the model from")
+    spec, published = load_gate_file(args.config) if args.config else (DEFAULT_GATE_SPEC, None)
+    if args.published and published is None:
+        where = args.config or "--published"
+        raise InputError(f"{where}: no 'published:' table to compare with (give it with --config FILE)")
+    candidate = load_results(paths[-1])
+    reports = []
+    if len(paths) == 2:
+        reports.append(
+            compare_runs(
+                load_results(paths[0]),
+                candidate,
+                spec,
+                models=args.model,
+                baseline_model=args.baseline_model,
+                baseline_label=str(paths[0]),
+                candidate_label=str(paths[-1]),
+            )
+        )
+    if args.published:
+        assert published is not None
+        reports.append(
+            compare_to_published(
+                candidate, published, spec, models=args.model, candidate_label=str(paths[-1])
+            )
+        )
+    print("\n".join(render_gate_text(r) for r in reports), end="")
+    if args.markdown:
+        write_text_atomic(args.markdown, "\n".join(render_gate_markdown(r) for r in reports))
+    return EXIT_OK if all(r.passed for r in reports) else EXIT_GATE_FAILED
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from evalkit.gate import gate_from_dict
+    from evalkit.report import write_reports
+    from evalkit.results import load_results
+
+    result = load_results(args.results)
+    if args.gallery is not None and not args.gallery.is_dir():
+        raise InputError(f"{args.gallery}: gallery folder not found")
+    output = args.output or args.results.parent
+    if "json" in args.format and (output / "results.json").resolve() == args.results.resolve():
+        # Rewriting the file we read would only reformat it; keep the original bytes.
+        args.format = tuple(f for f in args.format if f != "json")
+    saved_gate = getattr(result, "gate", None)  # the gate section of `evalkit run --gate`, if any
+    paths = write_reports(
+        result,
+        output,
+        formats=args.format,
+        gallery_dir=args.gallery or args.results.parent / "gallery",
+        gate=gate_from_dict(saved_gate) if saved_gate else None,
+        results_file=args.results,
+    )
+    print(f"Wrote {', '.join(str(p) for p in paths.values())}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``evalkit`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"run": _cmd_run, "check": _cmd_check, "demo": _cmd_demo}
+    handlers = {
+        "run": _cmd_run,
+        "check": _cmd_check,
+        "demo": _cmd_demo,
+        "gate": _cmd_gate,
+        "report": _cmd_report,
+    }
     try:
         return handlers[args.command](args)
     except InputError as exc:

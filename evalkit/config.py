@@ -135,7 +135,7 @@ class Config:
 #: Where reports go when neither the config nor --output says.
 DEFAULT_OUTPUT = "reports/evalkit"
 
-_TOP_KEYS = ("dataset", "models", "verifier", "runtime", "metrics", "output")
+_TOP_KEYS = ("dataset", "models", "verifier", "runtime", "metrics", "output", "gate", "published")
 _DATASET_KEYS = ("root", "pairs", "limit")
 _MODEL_KEYS = ("label", "path", "ref_image", "tensors")
 _CONVENTION_KEYS = ("color_order", "mean", "scale")
@@ -222,6 +222,13 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
     """
     r = _Reader(source)
     top = r.mapping(raw, "", _TOP_KEYS)
+    # 'gate:' and 'published:' belong to evalkit.gate (`evalkit run --gate`, `evalkit gate --config`);
+    # checked here so that a bad threshold or figure fails when the config is read.
+    from evalkit.gate import parse_gate_config, parse_published
+
+    parse_gate_config(top.get("gate"), source)
+    if top.get("published") is not None:
+        parse_published(top["published"], source)
 
     ds = r.mapping(top.get("dataset"), "dataset", _DATASET_KEYS)
     dataset = DatasetSpec(

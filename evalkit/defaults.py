@@ -32,3 +32,6 @@ VERIFIER_FEATURE_DIM = 2048
 #: OpenVINO's CPU plugin may otherwise run FP32 models in bf16 and move FID in the third digit.
 INFERENCE_PRECISION = "f32"
 DEVICE = "CPU"
+
+#: Pairs of each kind (largest PSNR drop, random) in the report's gallery.
+GALLERY_PAIRS = 4

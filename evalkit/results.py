@@ -150,6 +150,7 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     comparison: dict[str, Any] | None = None
     skipped: tuple[SkippedPair, ...] = ()
+    gate: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -172,6 +173,7 @@ class RunResult:
             "environment": self.environment,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             **({"comparison": self.comparison} if self.comparison is not None else {}),
+            **({"gate": self.gate} if self.gate is not None else {}),
         }
 
     @classmethod
@@ -207,6 +209,7 @@ class RunResult:
             timings=d.get("timings", {}),
             comparison=d.get("comparison"),
             skipped=tuple(SkippedPair(**s) for s in d.get("skipped", [])),
+            gate=d.get("gate"),
         )
 
 
@@ -239,6 +242,10 @@ def write_text_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
+        # mkstemp makes the file private (0600); reports are for sharing, so give them the usual mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -87,17 +87,19 @@ def test_unknown_model_name_and_usage_errors_exit_2(tmp_path: Path) -> None:
     assert evalkit_cmd("run", "c.yaml", "--model", "noequals", cwd=tmp_path).returncode == 2
 
 
-def test_internal_error_exits_3_and_debug_shows_traceback(monkeypatch, capsys) -> None:
+def test_internal_error_exits_3_and_debug_shows_traceback(monkeypatch, capsys, tmp_path: Path) -> None:
     import evalkit.pipeline
 
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(evalkit.pipeline, "evaluate", boom)
-    assert cli.main(["run", "x.yaml"]) == cli.EXIT_INTERNAL
+    monkeypatch.setattr(evalkit.pipeline, "run", boom)
+    config = tmp_path / "x.yaml"
+    config.write_text("models: {a: {path: a.xml}}\nverifier: {path: v.xml}\n")
+    assert cli.main(["run", str(config)]) == cli.EXIT_INTERNAL
     err = capsys.readouterr().err
     assert "internal error: RuntimeError: kaboom" in err and "--debug" in err and "Traceback" not in err
-    assert cli.main(["--debug", "run", "x.yaml"]) == cli.EXIT_INTERNAL
+    assert cli.main(["--debug", "run", str(config)]) == cli.EXIT_INTERNAL
     assert "Traceback" in capsys.readouterr().err
 
 

@@ -24,6 +24,7 @@ from evalkit.gate import (
     DEFAULT_GATE_SPEC,
     Allowance,
     GateReport,
+    GateRow,
     GateSpec,
     compare_runs,
     compare_to_published,
@@ -139,7 +140,7 @@ def entry(metric: str, low: float | None, high: float | None) -> dict[str, Any]:
             "higher_is_better": metric in ("psnr", "ssim", "is"), "sentence": f"{metric}: ..."}  # fmt: skip
 
 
-def row(report: GateReport, model: str, metric: str):
+def row(report: GateReport, model: str, metric: str) -> GateRow:
     (found,) = [r for r in report.rows if r.model == model and r.metric == metric]
     return found
 
