@@ -121,6 +121,9 @@ class Config:
     metrics: MetricSpec = field(default_factory=MetricSpec)
     output: Path | None = None
     source: str = "<config>"
+    #: A published table to show beside the measured values (``{model: {metric: figure}}``), figures
+    #: kept as written so that their printed decimals survive.
+    published: Mapping[str, Mapping[str, str]] | None = None
 
     def model(self, name: str) -> ModelSpec:
         """Return the model called ``name``."""
@@ -304,6 +307,9 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
         metrics=metrics,
         output=r.path(top.get("output") or DEFAULT_OUTPUT, "output"),
         source=source,
+        published=None
+        if top.get("published") is None
+        else {str(m): {str(k): str(v) for k, v in figs.items()} for m, figs in top["published"].items()},
     )
 
 
@@ -471,4 +477,5 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             "seed": config.metrics.seed,
         },
         "output": p(config.output),
+        **({"published": {m: dict(f) for m, f in config.published.items()}} if config.published else {}),
     }

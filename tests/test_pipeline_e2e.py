@@ -168,3 +168,28 @@ def test_identical_images_do_not_break_results(result: RunResult, tmp_path: Path
     assert data["models"]["original"]["samples"][0]["psnr"] is None
     assert "Original model (stand-in, FP32): 1 identical" in paths["markdown"].read_text()
     assert load_results(paths["json"]).models["original"].samples[0].psnr == math.inf
+
+
+def test_published_table_shown_beside_measured_values(standins, small_data, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        bundled_config("demo.yaml").read_text()
+        + '\npublished:\n  original: {psnr: "12.99", ssim: "0.34", is: "13.34", fid: "33.27"}\n'
+    )
+    result = evalkit.evaluate(
+        config,
+        data_root=small_data.root,
+        pairs=small_data.pairs,
+        models={"original": standins.original, "converted": standins.converted},
+        verifier=standins.verifier,
+        metrics="reference",
+    )
+    assert result.config["published"] == {
+        "original": {"psnr": "12.99", "ssim": "0.34", "is": "13.34", "fid": "33.27"}
+    }
+    paths = write_reports(result, tmp_path / "out", formats=("md", "html", "json"))
+    md = paths["markdown"].read_text()
+    psnr = result.models["original"].metrics.psnr
+    assert "## Against the published table" in md
+    assert f"| PSNR | {psnr:.4f} dB | 12.99 dB | {psnr - 12.99:+.4f} dB |" in md
+    assert "Against the published table" in paths["html"].read_text()

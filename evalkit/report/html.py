@@ -33,6 +33,7 @@ from evalkit.report.tables import (
     format_delta,
     format_value,
     has_extended,
+    published_rows,
 )
 from evalkit.results import RunResult, write_text_atomic
 
@@ -199,6 +200,27 @@ def _tables(result: RunResult, ref: str) -> str:
         _metric_table(result, SPREAD_METRICS, "Statistic", ref),
         "</section>",
     ]
+    models, rows = published_rows(result)
+    if models:
+        head = "".join(
+            f"<th>{_e(result.models[m].label)}: {what}</th>"
+            for m in models
+            for what in ("measured", "published", "Δ")
+        )
+        body = "".join(
+            f"<tr><th>{_e(display)}</th>"
+            + "".join(
+                f"<td class='num'>{_e(v)}</td>" for c in cells for v in (c.measured, c.published, c.delta)
+            )
+            + "</tr>"
+            for display, cells in rows
+        )
+        parts += [
+            "<section id='published'><h2>Against the published table</h2>",
+            f"<table><thead><tr><th>Metric</th>{head}</tr></thead><tbody>{body}</tbody></table>",
+            "<p class='note'>The published figures come from the config's <code>published:</code> table; "
+            "they are comparable only with a run on the same data and verifier.</p></section>",
+        ]
     if has_extended(result):
         parts += [
             "<section id='extended'><h2>Extended metrics (not the reference method)</h2>",

@@ -10,6 +10,7 @@ from evalkit.report.tables import (
     format_delta,
     format_value,
     has_extended,
+    published_rows,
 )
 from evalkit.results import RunResult
 
@@ -78,6 +79,24 @@ def render_markdown(result: RunResult) -> str:
             "PSNR mean and std are over the images that differ from their ground truth; "
             + ", ".join(f"{label}: {k} identical" for label, k in identical.items())
             + ".",
+            "",
+        ]
+    models, rows = published_rows(result)
+    if models:
+        labels = [result.models[m].label for m in models]
+        head = ["Metric"] + [
+            f"{label}: {what}" for label in labels for what in ("measured", "published", "Δ")
+        ]
+        lines += ["## Against the published table", "", "| " + " | ".join(head) + " |"]
+        lines += ["|" + "|".join("---" for _ in head) + "|"]
+        for display, cells in rows:
+            values = [v for c in cells for v in (c.measured, c.published, c.delta)]
+            lines.append("| " + " | ".join([display, *values]) + " |")
+        lines += [
+            "",
+            "The published figures come from the config's `published:` table (the OMZ card: 2000 pairs, the "
+            "original googlenet-v3, SSIM with the 2020 constants); they are comparable only with a run on "
+            "the same data and verifier. `evalkit gate --published` checks them with allowances.",
             "",
         ]
     if result.skipped:

@@ -93,3 +93,40 @@ def format_delta(value: float | None, base: float | None, unit: str, decimals: i
     if float(text) == 0.0:  # no "-0.0000": the sign of a difference below the shown precision means nothing
         text = f"{0.0:.{decimals}f}"
     return f"{text}{unit}"
+
+
+@dataclass(frozen=True)
+class PublishedCell:
+    """One model's measured value beside the published figure for one metric."""
+
+    measured: str
+    published: str
+    delta: str
+
+
+def published_rows(result: RunResult) -> tuple[list[str], list[tuple[str, list[PublishedCell]]]]:
+    """The models that have published figures, and per reference metric their measured/published/delta cells.
+
+    Empty when the run's config carries no ``published:`` table.
+    """
+    published = result.config.get("published") or {}
+    models = [name for name in result.models if name in published]
+    rows = []
+    for row in REFERENCE_METRICS:
+        cells = []
+        for name in models:
+            figure = published[name].get(row.key)
+            measured = result.models[name].metrics.to_dict()[row.key]
+            if figure is None:
+                cells.append(PublishedCell(format_value(measured, row.unit, row.decimals), "—", "—"))
+                continue
+            value = float(figure)
+            cells.append(
+                PublishedCell(
+                    format_value(measured, row.unit, row.decimals),
+                    f"{figure}{row.unit}",
+                    format_delta(measured, value, row.unit, row.decimals),
+                )
+            )
+        rows.append((row.display, cells))
+    return models, rows
