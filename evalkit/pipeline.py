@@ -7,10 +7,11 @@ model; the ground truth goes through the verifier once and is shared by every mo
 from __future__ import annotations
 
 import hashlib
+import math
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ import numpy as np
 
 from evalkit import __version__
 from evalkit import config as cfg
+from evalkit.comparison import DEFAULT_CONFIDENCE, paired_delta, set_deltas
 from evalkit.data import (
     check_root,
     read_pairs,
@@ -124,6 +126,62 @@ def summarise(out: ModelOutputs, gt_features: np.ndarray, spec: cfg.MetricSpec) 
         psnr_identical=identical,
         extended=_extended(out, gt_features, spec) if spec.profile == "all" else None,
     )
+
+
+def _plain(value: Any) -> Any:
+    # JSON numbers only: NaN (e.g. no interval when the bootstrap is off) becomes null.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def compare_models(
+    gt_features: np.ndarray, outputs: dict[str, ModelOutputs], spec: cfg.MetricSpec, reference: str
+) -> dict[str, Any]:
+    """Paired comparison of every model with ``reference``: per-sample PSNR/SSIM deltas with bootstrap
+    intervals and Wilcoxon p-values, and bootstrap intervals of the IS/FID/KID differences (the
+    ``comparison`` section of ``results.json``)."""
+    ref = outputs[reference]
+    models: dict[str, Any] = {}
+    for name, out in outputs.items():
+        if name == reference:
+            continue
+        entries: dict[str, Any] = {}
+        for key, higher in (("psnr", True), ("ssim", True)):
+            delta = paired_delta(
+                key.upper(),
+                np.array([getattr(s, key) for s in ref.samples]),
+                np.array([getattr(s, key) for s in out.samples]),
+                higher_is_better=higher,
+                n_resamples=spec.bootstrap,
+                seed=spec.seed,
+            )
+            entries[key] = {k: _plain(v) for k, v in asdict(delta).items()} | {
+                "sentence": delta.sentence(name, reference)
+            }
+        set_results = set_deltas(
+            gt_features,
+            ref.features,
+            out.features,
+            ref.probabilities,
+            out.probabilities,
+            n_resamples=spec.bootstrap,
+            seed=spec.seed,
+            kid_seed=spec.seed,
+            fid_method=spec.fid_method,
+        )
+        for key, delta in set_results.items():
+            entries[key] = {k: _plain(v) for k, v in asdict(delta).items()} | {
+                "sentence": delta.sentence(name, reference)
+            }
+        models[name] = entries
+    return {
+        "reference_model": reference,
+        "bootstrap": spec.bootstrap,
+        "seed": spec.seed,
+        "confidence": DEFAULT_CONFIDENCE,
+        "models": models,
+    }
 
 
 def model_sha256(path: Path) -> str:
@@ -291,6 +349,10 @@ def run(
             n=len(out.samples),
             samples=out.samples,
         )
+    comparison = None
+    if config.metrics.profile == "all" and len(config.models) > 1:
+        reference = config.metrics.reference_model or config.models[0].name
+        comparison = compare_models(gt_features, outputs, config.metrics, reference)
     t_metrics = time.perf_counter() - t0 - t_infer
     skipped = tuple(
         SkippedPair(pair_id=r.pair_id, line=pairs[r.index].line, reason=r.skipped)
@@ -312,6 +374,7 @@ def run(
         environment=environment(),
         timings={"evaluation_s": t_infer, "metrics_s": t_metrics},
         skipped=skipped,
+        comparison=comparison,
     )
 
 

@@ -284,16 +284,15 @@ class TestSetDeltaSamples:
                 expected = kid(gt[rows], features[rows], subsets=4, subset_size=10, seed=9)[0]
                 assert values["kid"][b] == pytest.approx(expected, rel=1e-8, abs=1e-12)
 
-    def test_float32_features(self):
+    def test_float32_features_are_used_in_float64(self):
         gt, ref, cand, ref_probs, cand_probs = _triple(20, 32)
-        samples = set_delta_samples(
-            *(x.astype(np.float32) for x in (gt, ref, cand)), ref_probs, cand_probs, n_resamples=4
-        )
+        gt32, ref32, cand32 = (x.astype(np.float32) for x in (gt, ref, cand))
+        samples = set_delta_samples(gt32, ref32, cand32, ref_probs, cand_probs, n_resamples=4)
         for b, rows in enumerate(samples.indices):
-            exact = fid(
-                gt.astype(np.float32)[rows].astype(np.float64), ref.astype(np.float32)[rows], method="eigh"
-            )
-            assert samples.reference["fid"][b] == pytest.approx(exact, rel=1e-6)
+            exact = fid(gt32[rows].astype(np.float64), ref32[rows].astype(np.float64), method="eigh")
+            assert samples.reference["fid"][b] == pytest.approx(exact, rel=1e-8)
+            # fid() itself keeps float32 means for float32 features: a ~1e-7 relative difference.
+            assert samples.reference["fid"][b] == pytest.approx(fid(gt32[rows], ref32[rows]), rel=1e-5)
 
 
 class TestSetDeltas:
@@ -340,6 +339,15 @@ class TestSetDeltas:
         assert set_deltas(*data, n_resamples=15, seed=11) == first
         other = set_deltas(*data, n_resamples=15, seed=12)
         assert other["fid"].ci_low != first["fid"].ci_low
+
+    def test_swapping_models_negates_and_mirrors(self):
+        gt, ref, cand, ref_probs, cand_probs = _triple(28, 12)
+        forward = set_deltas(gt, ref, cand, ref_probs, cand_probs, n_resamples=40, seed=4)
+        backward = set_deltas(gt, cand, ref, cand_probs, ref_probs, n_resamples=40, seed=4)
+        for key in forward:
+            f, b = forward[key], backward[key]
+            assert b.delta == -f.delta
+            assert (b.ci_low, b.ci_high) == pytest.approx((-f.ci_high, -f.ci_low), rel=1e-10, abs=1e-14)
 
     def test_no_resamples(self):
         data = _triple(16, 8)

@@ -14,7 +14,7 @@ import evalkit
 from evalkit.config import bundled_config
 from evalkit.demo.dataset import build_synthetic_ade20k
 from evalkit.demo.models import save_standins
-from evalkit.report import write_reports
+from evalkit.report import render_markdown, write_reports
 from evalkit.results import RunResult, load_results
 
 SIZES = [(96, 128), (128, 96), (80, 80), (120, 200), (200, 120), (64, 100)]
@@ -193,3 +193,46 @@ def test_published_table_shown_beside_measured_values(standins, small_data, tmp_
     assert "## Against the published table" in md
     assert f"| PSNR | {psnr:.4f} dB | 12.99 dB | {psnr - 12.99:+.4f} dB |" in md
     assert "Against the published table" in paths["html"].read_text()
+
+
+def test_paired_comparison_in_results_and_report(
+    result: RunResult, standins, small_data, tmp_path: Path
+) -> None:
+    comp = result.comparison
+    assert comp is not None and comp["reference_model"] == "original" and comp["bootstrap"] == 200
+    entries = comp["models"]["converted"]
+    assert set(entries) == {"psnr", "ssim", "is", "fid", "kid"}
+    ref, cand = result.models["original"], result.models["converted"]
+    deltas = [c.psnr - r.psnr for r, c in zip(ref.samples, cand.samples, strict=True)]
+    assert entries["psnr"]["mean_delta"] == pytest.approx(np.mean(deltas), rel=1e-12, abs=1e-15)
+    assert entries["fid"]["delta"] == pytest.approx(cand.metrics.fid - ref.metrics.fid, rel=1e-9, abs=1e-12)
+    for entry in entries.values():
+        assert entry["ci_low"] <= entry["ci_high"]
+        assert entry["sentence"].startswith("converted is ")
+    md = render_markdown(result)
+    assert "## Paired comparison with original" in md and entries["fid"]["sentence"] in md
+    # seeded: the same run gives the same intervals
+    again = evalkit.evaluate(
+        bundled_config("demo.yaml"),
+        data_root=small_data.root,
+        pairs=small_data.pairs,
+        models={"original": standins.original, "converted": standins.converted},
+        verifier=standins.verifier,
+    )
+    assert again.comparison == comp
+
+
+def test_bootstrap_off_and_reference_profile(standins, small_data) -> None:
+    kwargs = {
+        "data_root": small_data.root,
+        "pairs": small_data.pairs,
+        "models": {"original": standins.original, "converted": standins.converted},
+        "verifier": standins.verifier,
+    }
+    off = evalkit.evaluate(bundled_config("demo.yaml"), bootstrap=0, **kwargs)
+    fid_entry = off.comparison["models"]["converted"]["fid"]
+    assert fid_entry["ci_low"] is None and fid_entry["ci_high"] is None
+    reference_only = evalkit.evaluate(bundled_config("demo.yaml"), metrics="reference", **kwargs)
+    assert reference_only.comparison is None
+    assert all(m.metrics.extended is None for m in reference_only.models.values())
+    assert "ssim_wang" not in reference_only.models["original"].metrics.to_dict()

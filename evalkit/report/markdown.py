@@ -81,6 +81,19 @@ def render_markdown(result: RunResult) -> str:
             + ".",
             "",
         ]
+    if result.comparison and result.comparison.get("models"):
+        comp = result.comparison
+        lines += [
+            f"## Paired comparison with {comp['reference_model']}",
+            "",
+            f"Same pairs, candidate − {comp['reference_model']}; {comp['confidence']:.0%} percentile "
+            f"bootstrap intervals over pairs ({comp['bootstrap']} resamples, seed {comp['seed']}), "
+            "Wilcoxon signed-rank p-values for the per-image metrics.",
+            "",
+        ]
+        for entries in comp["models"].values():
+            lines += [f"- {entry['sentence']}" for entry in entries.values()]
+        lines += [""]
     models, rows = published_rows(result)
     if models:
         labels = [result.models[m].label for m in models]
