@@ -350,3 +350,16 @@ class TestKidDeterminism:
     def test_different_seed_different_result(self):
         a, b = _features(50, 6, seed=30), _features(50, 6, seed=31)
         assert kid(a, b, subsets=10, subset_size=20, seed=5) != kid(a, b, subsets=10, subset_size=20, seed=6)
+
+
+def test_gram_route_exact_with_repeated_rows() -> None:
+    # A bootstrap resample repeats rows; each repeat adds a null direction to the Gram matrix whose
+    # round-off eigenvalue must not be square-rooted (it once moved FID by ~1e-6 relative).
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((400, 16)) @ rng.standard_normal((16, 512)) * 0.1
+    a = np.maximum(base + rng.standard_normal((400, 512)), 0).astype(np.float32)
+    b = np.maximum(base + rng.standard_normal((400, 512)) + 0.05, 0).astype(np.float32)
+    idx = rng.integers(0, 400, 400)
+    gram = fid(a[idx], b[idx], method="gram")
+    eigh = fid(a[idx], b[idx], method="eigh")
+    assert gram == pytest.approx(eigh, rel=1e-10)
