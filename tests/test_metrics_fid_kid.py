@@ -352,9 +352,11 @@ class TestKidDeterminism:
         assert kid(a, b, subsets=10, subset_size=20, seed=5) != kid(a, b, subsets=10, subset_size=20, seed=6)
 
 
-def test_gram_route_exact_with_repeated_rows() -> None:
-    # A bootstrap resample repeats rows; each repeat adds a null direction to the Gram matrix whose
-    # round-off eigenvalue must not be square-rooted (it once moved FID by ~1e-6 relative).
+def test_gram_route_close_with_repeated_rows() -> None:
+    # Repeated rows (a bootstrap resample) add null directions to the Gram matrix whose round-off
+    # eigenvalues get square-rooted: ~1e-8 relative here, up to ~4e-6 on 2000 x 2048 resamples. A
+    # relative cut-off on the eigenvalues removes that but also drops real small eigenvalues of singular
+    # covariances (it moved benchmarks/fid.py's FID by 5e-5), so the route keeps them; this bounds the error.
     rng = np.random.default_rng(7)
     base = rng.standard_normal((400, 16)) @ rng.standard_normal((16, 512)) * 0.1
     a = np.maximum(base + rng.standard_normal((400, 512)), 0).astype(np.float32)
@@ -362,4 +364,4 @@ def test_gram_route_exact_with_repeated_rows() -> None:
     idx = rng.integers(0, 400, 400)
     gram = fid(a[idx], b[idx], method="gram")
     eigh = fid(a[idx], b[idx], method="eigh")
-    assert gram == pytest.approx(eigh, rel=1e-10)
+    assert gram == pytest.approx(eigh, rel=1e-6)

@@ -175,11 +175,7 @@ def _nuclear_norm(cross: np.ndarray) -> float:
     # pure round-off gets square-rooted; values-only eigvalsh on it is ~2x faster than svdvals on C.
     gram = cross @ cross.T if cross.shape[0] <= cross.shape[1] else cross.T @ cross
     eigenvalues = scipy.linalg.eigvalsh(gram, check_finite=False)
-    # Null directions the data leave in the Gram matrix (e.g. repeated feature rows) come back as
-    # eigenvalues of round-off size, n * eps * max; their square roots are not: drop them, as a
-    # rank-revealing factorisation would (numpy.linalg.matrix_rank's tolerance).
-    cutoff = max(gram.shape) * np.finfo(np.float64).eps * max(float(eigenvalues[-1]), 0.0)
-    return float(np.sqrt(eigenvalues[eigenvalues > cutoff]).sum())
+    return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
 
 
 def trace_sqrt_product_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
