@@ -105,6 +105,26 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         f"{GALLERY_PAIRS}; 0 = no gallery)",
     )
     p.add_argument(
+        "--executor",
+        choices=("inprocess", "dask"),
+        default="inprocess",
+        help="'inprocess' (default): pipelined in this process; 'dask': on a Dask cluster "
+        "(pip install 'evalkit[distributed]'; models and data must be at the same paths on every worker)",
+    )
+    p.add_argument("--scheduler", metavar="ADDRESS", help="with --executor dask: e.g. tcp://HOST:8786")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="with --executor dask: start a local cluster of N single-threaded worker processes",
+    )
+    p.add_argument(
+        "--shard-size",
+        type=_positive_int,
+        metavar="N",
+        help="with --executor dask: consecutive pairs per task (default 16)",
+    )
+    p.add_argument(
         "--resume",
         action="store_true",
         help="continue an interrupted run from the journal in the output directory (finished pairs are "
@@ -321,6 +341,24 @@ def _overrides(args: argparse.Namespace) -> Overrides:
     )
 
 
+def _executor(args: argparse.Namespace) -> object:
+    if args.executor == "dask":
+        if (args.scheduler is None) == (args.workers is None):
+            raise InputError("--executor dask: give either --scheduler tcp://HOST:PORT or --workers N")
+        # imports dask only when made: without it, InputError "pip install 'evalkit[distributed]'" (exit 2)
+        from evalkit.distributed import DEFAULT_SHARD_SIZE, DaskExecutor
+
+        shard_size = getattr(args, "shard_size", None)
+        return DaskExecutor(
+            scheduler=args.scheduler, workers=args.workers, shard_size=shard_size or DEFAULT_SHARD_SIZE
+        )
+    if any(getattr(args, name, None) is not None for name in ("scheduler", "workers", "shard_size")):
+        raise InputError("--scheduler, --workers and --shard-size need --executor dask")
+    from evalkit.executor import InProcessExecutor
+
+    return InProcessExecutor()
+
+
 def _log(message: str) -> None:
     print(f"evalkit: {message}", file=sys.stderr, flush=True)
 
@@ -341,13 +379,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         spec, _ = load_gate_file(args.config)
 
     config = apply_overrides(load_config(args.config), _overrides(args))
-    result = run(
-        config,
-        progress=None if args.quiet else _ConsoleProgress(),
-        resume=args.resume,
-        on_error=args.on_error,
-        log=_log,
-    )
+    executor = _executor(args)
+    try:
+        result = run(
+            config,
+            progress=None if args.quiet else _ConsoleProgress(),
+            resume=args.resume,
+            on_error=args.on_error,
+            log=_log,
+            executor=executor,
+        )
+    finally:
+        close = getattr(executor, "close", None)
+        if close is not None:
+            close()
     output = Path(result.config["output"])
     gallery_dir = None
     if args.gallery_pairs > 0:
@@ -415,6 +460,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         metrics=None,
         bootstrap=None,
         gallery_pairs=GALLERY_PAIRS,
+        executor="inprocess",
+        scheduler=None,
+        workers=None,
         resume=False,
         on_error="fail",
         gate=False,

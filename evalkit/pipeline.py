@@ -394,6 +394,7 @@ def evaluate(
     resume: bool = False,
     on_error: OnError = "fail",
     log: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
 ) -> RunResult:
     """Evaluate the config's models; the library form of ``evalkit run``.
 
@@ -407,7 +408,7 @@ def evaluate(
         With ``output`` set, finished pairs are journaled to ``OUTPUT/.evalkit-journal`` (the command
         line removes it once the reports are written); writing reports is
         :func:`evalkit.report.write_reports`' job.
-    progress, resume, on_error, log
+    progress, resume, on_error, log, executor
         See :func:`run`.
 
     Returns
@@ -432,5 +433,10 @@ def evaluate(
         bootstrap=bootstrap,
     )
     return run(
-        cfg.apply_overrides(conf, overrides), progress=progress, resume=resume, on_error=on_error, log=log
+        cfg.apply_overrides(conf, overrides),
+        progress=progress,
+        resume=resume,
+        on_error=on_error,
+        log=log,
+        executor=executor,
     )
