@@ -105,6 +105,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         f"{GALLERY_PAIRS}; 0 = no gallery)",
     )
     p.add_argument(
+        "--save-images",
+        type=Path,
+        metavar="DIR",
+        help="keep every generated image as DIR/MODEL/PAIR_ID.png (lossless, at ground-truth size, exactly "
+        "what was scored), so that others can recompute metrics with their own tools",
+    )
+    p.add_argument(
         "--executor",
         choices=("inprocess", "dask"),
         default="inprocess",
@@ -343,6 +350,8 @@ def _overrides(args: argparse.Namespace) -> Overrides:
 
 def _executor(args: argparse.Namespace) -> object:
     if args.executor == "dask":
+        if args.save_images is not None:
+            raise InputError("--save-images works with the in-process executor only")
         if (args.scheduler is None) == (args.workers is None):
             raise InputError("--executor dask: give either --scheduler tcp://HOST:PORT or --workers N")
         # imports dask only when made: without it, InputError "pip install 'evalkit[distributed]'" (exit 2)
@@ -356,7 +365,7 @@ def _executor(args: argparse.Namespace) -> object:
         raise InputError("--scheduler, --workers and --shard-size need --executor dask")
     from evalkit.executor import InProcessExecutor
 
-    return InProcessExecutor()
+    return InProcessExecutor(save_images=args.save_images)
 
 
 def _log(message: str) -> None:
@@ -461,6 +470,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         bootstrap=None,
         gallery_pairs=GALLERY_PAIRS,
         executor="inprocess",
+        save_images=None,
         scheduler=None,
         workers=None,
         resume=False,

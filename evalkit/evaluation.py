@@ -5,11 +5,13 @@ These functions are what a worker does, in this process or on a cluster; they ke
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from evalkit import config as cfg
 from evalkit.data import Pair, read_pair
@@ -53,14 +55,24 @@ def generate(translator: Translator, inputs: PairInputs) -> np.ndarray:
 
 
 def evaluate_pair(
-    inputs: PairInputs, translators: Sequence[Translator], verifier: Verifier, spec: cfg.MetricSpec
+    inputs: PairInputs,
+    translators: Sequence[Translator],
+    verifier: Verifier,
+    spec: cfg.MetricSpec,
+    save_images: Path | None = None,
 ) -> PairRecord:
-    """Run every model and the verifier on one prepared pair (the ground truth is verified once)."""
+    """Run every model and the verifier on one prepared pair (the ground truth is verified once).
+
+    With ``save_images``, each generated image (uint8 RGB at ground-truth size, exactly what was scored)
+    is written as ``save_images/MODEL/PAIR_ID.png``.
+    """
     gt = inputs.ground_truth
     gt_out = verifier(gt)
     models = {}
     for t in translators:
         image = generate(t, inputs)
+        if save_images is not None:
+            save_image(image, save_images / t.spec.name / f"{inputs.pair.val_id}.png")
         out = verifier(image)
         scores = vars(score_sample(inputs.pair.val_id, image, gt, spec)).copy()
         del scores["pair_id"]
@@ -70,6 +82,14 @@ def evaluate_pair(
     return PairRecord(
         index=inputs.pair.index, pair_id=inputs.pair.val_id, gt_features=gt_out.features, models=models
     )
+
+
+def save_image(image: np.ndarray, path: Path) -> None:
+    """Write a uint8 RGB image as PNG (lossless), atomically: a resumed run never finds half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(image).save(tmp, format="PNG")
+    os.replace(tmp, path)
 
 
 def score_sample(pair_id: str, image: np.ndarray, gt: np.ndarray, spec: cfg.MetricSpec) -> SampleScores:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Literal, Protocol
 
 from evalkit import config as cfg
@@ -69,7 +70,16 @@ def _prefetched(
 
 
 class InProcessExecutor:
-    """Evaluates pairs in this process: models compiled once, inputs prepared one pair ahead."""
+    """Evaluates pairs in this process: models compiled once, inputs prepared one pair ahead.
+
+    Parameters
+    ----------
+    save_images
+        If given, every generated image is kept as ``save_images/MODEL/PAIR_ID.png`` (``--save-images``).
+    """
+
+    def __init__(self, save_images: Path | None = None) -> None:
+        self.save_images = save_images
 
     def evaluate(
         self,
@@ -88,7 +98,7 @@ class InProcessExecutor:
             try:
                 if isinstance(inputs, InputError):
                     raise inputs
-                record = evaluate_pair(inputs, translators, verifier, config.metrics)
+                record = evaluate_pair(inputs, translators, verifier, config.metrics, self.save_images)
             except InputError as exc:
                 if on_error != "skip":
                     raise

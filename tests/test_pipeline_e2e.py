@@ -236,3 +236,30 @@ def test_bootstrap_off_and_reference_profile(standins, small_data) -> None:
     assert reference_only.comparison is None
     assert all(m.metrics.extended is None for m in reference_only.models.values())
     assert "ssim_wang" not in reference_only.models["original"].metrics.to_dict()
+
+
+def test_saved_images_are_what_was_scored(standins, small_data, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from evalkit.data import read_ground_truth
+    from evalkit.executor import InProcessExecutor
+    from evalkit.metrics import psnr, ssim
+
+    saved = tmp_path / "images"
+    result = evalkit.evaluate(
+        bundled_config("demo.yaml"),
+        data_root=small_data.root,
+        pairs=small_data.pairs,
+        models={"original": standins.original, "converted": standins.converted},
+        verifier=standins.verifier,
+        metrics="reference",
+        executor=InProcessExecutor(save_images=saved),
+    )
+    for name, model in result.models.items():
+        assert sorted(p.stem for p in (saved / name).glob("*.png")) == sorted(
+            s.pair_id for s in model.samples
+        )
+        for sample in model.samples:
+            image = np.asarray(Image.open(saved / name / f"{sample.pair_id}.png"))
+            gt = read_ground_truth(small_data.root / "images" / "validation" / f"{sample.pair_id}.jpg")
+            assert psnr(image, gt) == sample.psnr and ssim(image, gt) == sample.ssim
