@@ -33,7 +33,8 @@ class CheckReport:
         return not self.problems
 
 
-def _output_problem(output: Path | None) -> str | None:
+def output_problem(output: Path | None) -> str | None:
+    """Why ``output`` cannot take a run's files (created if missing), or ``None`` if it can."""
     if output is None:
         return None
     try:
@@ -71,9 +72,9 @@ def check(
         read_verifier_model(core, config.verifier)
     except InputError as exc:
         problems.append(str(exc))
-    output_problem = _output_problem(config.output)
-    if output_problem:
-        problems.append(output_problem)
+    problem = output_problem(config.output)
+    if problem:
+        problems.append(problem)
 
     def check_pair(pair: Pair) -> str | None:
         try:

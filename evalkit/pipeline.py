@@ -20,6 +20,7 @@ import numpy as np
 
 from evalkit import __version__
 from evalkit import config as cfg
+from evalkit.check import output_problem
 from evalkit.comparison import DEFAULT_CONFIDENCE, paired_delta, set_deltas
 from evalkit.data import (
     check_root,
@@ -226,16 +227,6 @@ def environment() -> dict[str, Any]:
     }
 
 
-def _check_output_writable(output: Path) -> None:
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        probe = output / ".evalkit-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise InputError(f"{output}: output directory is not writable ({exc.strerror})") from None
-
-
 def _fingerprint(
     config: cfg.Config, pairs_sha256: str, model_hashes: dict[str, str], verifier_sha256: str
 ) -> dict[str, Any]:
@@ -284,7 +275,9 @@ def run(
     check_root(root)
     pairs = read_pairs(pairs_path, limit=config.dataset.limit)
     if config.output is not None:
-        _check_output_writable(config.output)
+        problem = output_problem(config.output)
+        if problem:
+            raise InputError(problem)
 
     t0 = time.perf_counter()
     # Model files and interfaces are checked here, before the journal starts, whichever executor runs.
