@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 import traceback
@@ -144,6 +143,18 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         help="'fail' (default): the first bad pair ends the run with exit code 2, the journal is kept for "
         "--resume; 'skip': record each bad pair with its reason in results.json and the report, go on",
     )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not read or write the ground-truth feature cache (verify every ground truth)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="evalkit's cache folder; ground-truth verifier features go to DIR/features (default: "
+        "$EVALKIT_CACHE_DIR or ~/.cache/evalkit)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -213,6 +224,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--quiet", action="store_true", help="no progress output")
     demo.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    cache = sub.add_parser(
+        "cache",
+        help="manage the ground-truth feature cache",
+        description="The verifier's outputs on ground-truth images are cached on disk (keyed by the image, "
+        "the verifier model, its settings and the library versions), so a second run or another model "
+        "reuses them. 'evalkit cache clear' removes every entry.",
+    )
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    clear = cache_sub.add_parser("clear", help="remove every cached entry")
+    clear.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="evalkit's cache folder (default: $EVALKIT_CACHE_DIR or ~/.cache/evalkit)",
+    )
+    clear.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     gate = sub.add_parser(
         "gate",
         help="compare a candidate run with a baseline run or the published table; exit 1 on a regression",
@@ -285,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _ConsoleProgress:
-    """A tqdm bar per model on a terminal; periodic one-line logs otherwise (CI logs stay readable)."""
+    """A tqdm bar per step (each model, the verifier) on a terminal, each with its own pairs/s; periodic
+    one-line logs otherwise (CI logs stay readable)."""
 
     def __init__(self, stream=sys.stderr, interval_s: float = 10.0) -> None:
         self.stream = stream
@@ -293,14 +322,14 @@ class _ConsoleProgress:
         self.bars: dict = {}
         self.done: dict[str, int] = {}
 
-    def start(self, model_names: Sequence[str], total: int) -> None:
+    def start(self, steps: Sequence[str], total: int) -> None:
         self.total = total
         self.t0 = self.last = time.monotonic()
-        self.done = dict.fromkeys(model_names, 0)
+        self.done = dict.fromkeys(steps, 0)
         if self.stream.isatty():
             from tqdm import tqdm
 
-            width = max(len(n) for n in model_names)
+            width = max(len(n) for n in steps)
             self.bars = {
                 name: tqdm(
                     total=total,
@@ -311,23 +340,21 @@ class _ConsoleProgress:
                     dynamic_ncols=True,
                     leave=True,
                 )
-                for i, name in enumerate(model_names)
+                for i, name in enumerate(steps)
             }
 
-    def advance(self, model_name: str) -> None:
-        self.done[model_name] += 1
+    def advance(self, step: str) -> None:
+        self.done[step] += 1
         if self.bars:
-            self.bars[model_name].update(1)
+            self.bars[step].update(1)
             return
         now = time.monotonic()
         finished = all(v == self.total for v in self.done.values())
         if now - self.last >= self.interval_s or finished:
             self.last = now
-            rate = min(self.done.values()) / max(now - self.t0, 1e-9)
-            parts = ", ".join(f"{k} {v}/{self.total}" for k, v in self.done.items())
-            print(
-                f"evalkit: {parts} ({rate:.2f} pairs/s, {now - self.t0:.0f} s)", file=self.stream, flush=True
-            )
+            elapsed = max(now - self.t0, 1e-9)
+            parts = ", ".join(f"{k} {v}/{self.total} ({v / elapsed:.2f}/s)" for k, v in self.done.items())
+            print(f"evalkit: {parts}, {now - self.t0:.0f} s", file=self.stream, flush=True)
 
     def close(self) -> None:
         for bar in self.bars.values():
@@ -365,7 +392,12 @@ def _executor(args: argparse.Namespace) -> object:
         raise InputError("--scheduler, --workers and --shard-size need --executor dask")
     from evalkit.executor import InProcessExecutor
 
-    return InProcessExecutor(save_images=args.save_images)
+    cache = None
+    if not args.no_cache:
+        from evalkit.cache import FeatureCache, default_cache_dir
+
+        cache = FeatureCache(default_cache_dir(args.cache_dir))
+    return InProcessExecutor(cache=cache, save_images=args.save_images, log=_log)
 
 
 def _log(message: str) -> None:
@@ -445,11 +477,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from evalkit.cache import cache_root
     from evalkit.demo.dataset import build_synthetic_ade20k
     from evalkit.demo.models import save_standins
 
-    cache = args.cache_dir or Path(os.environ.get("EVALKIT_CACHE_DIR") or Path.home() / ".cache" / "evalkit")
-    cache = cache.expanduser() / "demo"
+    root = cache_root(args.cache_dir)
+    cache = root / "demo"
     if not args.quiet:
         print(
             f"evalkit demo: building stand-in models and {args.pairs} synthetic pairs in {cache}",
@@ -477,8 +510,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         on_error="fail",
         gate=False,
         quiet=args.quiet,
+        no_cache=False,
+        cache_dir=root,
     )
     return _cmd_run(ns)
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from evalkit.cache import clear_cache, default_cache_dir
+
+    directory = default_cache_dir(args.cache_dir)
+    removed = clear_cache(directory)
+    print(f"evalkit cache clear: removed {removed} entries from {directory}")
+    return EXIT_OK
 
 
 def _report_formats(text: str) -> tuple[str, ...]:
@@ -572,6 +616,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _cmd_run,
         "check": _cmd_check,
         "demo": _cmd_demo,
+        "cache": _cmd_cache,
         "gate": _cmd_gate,
         "report": _cmd_report,
     }

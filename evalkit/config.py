@@ -22,6 +22,7 @@ ColorOrder = Literal["RGB", "BGR"]
 SsimConstants = Literal["reference", "reference-2020"]
 FidMethod = Literal["auto", "eigh", "sqrtm"]
 MetricProfile = Literal["reference", "all"]
+OneHotPlacement = Literal["graph", "host"]
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,9 @@ class RuntimeSpec:
 
     ``inference_precision`` is pinned (f32 by default) so numbers never drift. ``streams`` and
     ``requests`` (``None`` = OpenVINO's THROUGHPUT-hint defaults) and ``reader_threads`` only change speed,
-    never results.
+    never results. ``one_hot="graph"`` puts the label maps' one-hot expansion into the translation model
+    (a OneHot op in front of it, fed 256 x 256 uint8 labels); ``"host"`` expands them with NumPy and feeds
+    the model's own float inputs. Both give the same bits (tested); ``graph`` is faster.
     """
 
     device: str = defaults.DEVICE
@@ -91,6 +94,7 @@ class RuntimeSpec:
     streams: int | None = None
     requests: int | None = None
     reader_threads: int = 2
+    one_hot: OneHotPlacement = "graph"
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,7 @@ _MODEL_KEYS = ("label", "path", "ref_image", "tensors")
 _CONVENTION_KEYS = ("color_order", "mean", "scale")
 _TENSOR_KEYS = ("input_seg_map", "ref_image", "ref_seg_map", "output")
 _VERIFIER_KEYS = ("path", "input", "probabilities_output", "features_output")
-_RUNTIME_KEYS = ("device", "inference_precision", "streams", "requests", "reader_threads")
+_RUNTIME_KEYS = ("device", "inference_precision", "streams", "requests", "reader_threads", "one_hot")
 _METRIC_KEYS = ("ssim_constants", "fid_method", "profile", "reference_model", "bootstrap", "seed")
 _PRECISIONS = ("f32", "f16", "bf16")
 
@@ -284,6 +288,7 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
         streams=r.positive_int(rt.get("streams"), "runtime.streams"),
         requests=r.positive_int(rt.get("requests"), "runtime.requests"),
         reader_threads=r.positive_int(rt.get("reader_threads", 2), "runtime.reader_threads") or 2,
+        one_hot=r.choice(rt.get("one_hot", "graph"), "runtime.one_hot", ("graph", "host")),
     )
 
     mt = r.mapping(top.get("metrics"), "metrics", _METRIC_KEYS)
@@ -467,6 +472,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             "streams": config.runtime.streams,
             "requests": config.runtime.requests,
             "reader_threads": config.runtime.reader_threads,
+            "one_hot": config.runtime.one_hot,
         },
         "metrics": {
             "ssim_constants": config.metrics.ssim_constants,

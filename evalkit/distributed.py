@@ -45,7 +45,7 @@ from evalkit import config as cfg
 from evalkit.data import Pair, check_root
 from evalkit.errors import InputError
 from evalkit.evaluation import evaluate_pair, prepare_pair, skipped_record
-from evalkit.executor import PREFETCH_DEPTH, OnError, _prefetched
+from evalkit.executor import PREFETCH_DEPTH, OnError, _prefetched, step_names
 from evalkit.journal import PairRecord
 
 if TYPE_CHECKING:
@@ -478,8 +478,10 @@ class DaskExecutor:
         deliver: Callable[[PairRecord], None],
         *,
         on_error: OnError,
+        on_step: Callable[[str], None] | None = None,
     ) -> None:
-        """Evaluate ``pairs`` on the cluster and deliver their records in pair order.
+        """Evaluate ``pairs`` on the cluster and deliver their records in pair order (every step of a pair
+        is reported to ``on_step`` as its record is delivered).
 
         Raises
         ------
@@ -504,6 +506,7 @@ class DaskExecutor:
                     f"{self.connect_timeout:g} s"
                 ) from None
         window = self._window(client)
+        steps = step_names(config)
         pending: dict[str, tuple[int, Future]] = {}  # submitted, not yet completed: key -> (shard, future)
         ready: dict[int, ShardResult] = {}  # the reorder buffer: shards done before their turn
         completions = as_completed(loop=client.loop)  # this client's loop, not a default client's
@@ -537,6 +540,8 @@ class DaskExecutor:
                     next_deliver += 1
                     for record in result.records:
                         deliver(record)
+                        for step in steps if on_step is not None else ():
+                            on_step(step)
                     if result.error is not None:
                         raise InputError(result.error)
                     top_up()

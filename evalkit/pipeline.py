@@ -6,7 +6,6 @@ model; the ground truth goes through the verifier once and is shared by every mo
 
 from __future__ import annotations
 
-import hashlib
 import math
 import platform
 import time
@@ -28,7 +27,7 @@ from evalkit.data import (
     sha256_file,
 )
 from evalkit.errors import InputError
-from evalkit.executor import Executor, InProcessExecutor, OnError
+from evalkit.executor import Executor, InProcessExecutor, OnError, step_names
 from evalkit.journal import Journal, PairRecord
 from evalkit.metrics import fid, inception_score, kid, mean_std_finite
 from evalkit.results import (
@@ -41,24 +40,28 @@ from evalkit.results import (
     SkippedPair,
     VerifierInfo,
 )
-from evalkit.runtime import make_core
+from evalkit.runtime import make_core, model_sha256
 from evalkit.translator import read_translator_model
 from evalkit.verifier import read_verifier_model
 
 
 class Progress(Protocol):
-    """Receives progress events; the CLI shows them as bars, the API ignores them by default."""
+    """Receives progress events; the CLI shows them as bars, the API ignores them by default.
 
-    def start(self, model_names: Sequence[str], total: int) -> None: ...
-    def advance(self, model_name: str) -> None: ...
+    ``start`` names the steps (each model, then ``"verifier"``) and the number of pairs; ``advance(step)``
+    is called once per pair and step as that step of the pair is done.
+    """
+
+    def start(self, steps: Sequence[str], total: int) -> None: ...
+    def advance(self, step: str) -> None: ...
     def close(self) -> None: ...
 
 
 class _NoProgress:
-    def start(self, model_names: Sequence[str], total: int) -> None:
+    def start(self, steps: Sequence[str], total: int) -> None:
         pass
 
-    def advance(self, model_name: str) -> None:
+    def advance(self, step: str) -> None:
         pass
 
     def close(self) -> None:
@@ -185,18 +188,6 @@ def compare_models(
     }
 
 
-def model_sha256(path: Path) -> str:
-    """sha256 of a model: of the file, or for an IR of the ``.xml`` bytes followed by the ``.bin`` bytes."""
-    if path.suffix == ".xml" and path.with_suffix(".bin").is_file():
-        digest = hashlib.sha256()
-        for part in (path, path.with_suffix(".bin")):
-            with open(part, "rb") as fh:
-                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                    digest.update(block)
-        return digest.hexdigest()
-    return sha256_file(path)
-
-
 def environment() -> dict[str, Any]:
     """Library versions and the CPU: JPEG decoders and kernels differ between versions."""
     import cv2
@@ -310,15 +301,16 @@ def run(
         records.append(record)
         if journal is not None:
             journal.append(record)
-        for name in names:
-            progress.advance(name)
 
-    progress.start(names, len(pairs))
+    steps = step_names(config)
+    progress.start(steps, len(pairs))
     for _ in records:
-        for name in names:
-            progress.advance(name)
+        for step in steps:
+            progress.advance(step)
     try:
-        (executor or InProcessExecutor()).evaluate(config, pairs[len(records) :], deliver, on_error=on_error)
+        (executor or InProcessExecutor()).evaluate(
+            config, pairs[len(records) :], deliver, on_error=on_error, on_step=progress.advance
+        )
     finally:
         # whatever ends the run (a bad pair, Ctrl-C), what is done stays on disk for --resume
         if journal is not None:

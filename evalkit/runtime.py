@@ -6,9 +6,12 @@ model whose inputs and outputs have been checked, with one-line errors naming th
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import openvino as ov
@@ -35,14 +38,89 @@ def read_model(core: ov.Core, path: Path, what: str) -> ov.Model:
         raise InputError(f"{path}: cannot read {what} model: {first}") from None
 
 
-def compile_model(core: ov.Core, model: ov.Model, runtime: RuntimeSpec, path: Path) -> ov.CompiledModel:
-    """Compile with the inference precision pinned, so numbers do not depend on the CPU's defaults."""
-    config = {"INFERENCE_PRECISION_HINT": runtime.inference_precision}
+#: OpenVINO CPU threads per stream, always. The CPU plugin's f32 kernels are not invariant to the thread
+#: count (the stand-in translation models' outputs differ in their last bits between one and two threads per
+#: stream, OpenVINO 2026.4). With one thread per stream every inference runs the same kernels whatever the
+#: number of streams, requests or cores, so every executor and every pipelining setting gives the same bits.
+THREADS_PER_STREAM = 1
+
+CompileMode = Literal["latency", "throughput"]
+
+
+def _is_cpu(device: str) -> bool:
+    return device.split(".")[0].upper() == "CPU"
+
+
+def _compile(
+    core: ov.Core, model: ov.Model, device: str, config: dict[str, Any], path: Path
+) -> ov.CompiledModel:
     try:
-        return core.compile_model(model, runtime.device, config)
-    except Exception as exc:
+        return core.compile_model(model, device, config)
+    except Exception as exc:  # OpenVINO raises RuntimeError subclasses with multi-line text
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: cannot compile for device {runtime.device}: {first}") from None
+        raise InputError(f"{path}: cannot compile for device {device}: {first}") from None
+
+
+def compile_model(
+    core: ov.Core, model: ov.Model, runtime: RuntimeSpec, path: Path, *, mode: CompileMode = "latency"
+) -> ov.CompiledModel:
+    """Compile with the inference precision and the CPU threads per stream pinned.
+
+    Parameters
+    ----------
+    core, model
+        The OpenVINO core and the read (and checked) model.
+    runtime
+        Device, inference precision and, for ``mode="throughput"``, ``streams`` (``None``: as many as the
+        THROUGHPUT hint gives threads).
+    path
+        The model file, for error messages.
+    mode
+        ``"latency"``: one stream, for one synchronous request at a time (the sequential executor, Dask
+        workers, the gallery). ``"throughput"``: the THROUGHPUT hint, for many requests in flight (the
+        pipelined executor).
+
+    Notes
+    -----
+    On the CPU every stream gets :data:`THREADS_PER_STREAM` thread, in both modes, so the numbers depend
+    neither on the mode nor on the number of streams or cores: a 2-core CI runner and a 64-core workstation
+    agree bit for bit. The price is that one synchronous request uses one core.
+    """
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": runtime.inference_precision}
+    cpu = _is_cpu(runtime.device)
+    if mode == "latency":
+        if cpu:
+            config |= {"NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": THREADS_PER_STREAM}
+        return _compile(core, model, runtime.device, config, path)
+    config["PERFORMANCE_HINT"] = "THROUGHPUT"
+    if cpu:
+        streams = runtime.streams or os.cpu_count() or 1
+        config |= {"NUM_STREAMS": streams, "INFERENCE_NUM_THREADS": streams * THREADS_PER_STREAM}
+    elif runtime.streams is not None:
+        config["NUM_STREAMS"] = runtime.streams
+    return _compile(core, model, runtime.device, config, path)
+
+
+def optimal_requests(compiled: ov.CompiledModel, runtime: RuntimeSpec) -> int:
+    """Infer requests to keep in flight: ``runtime.requests``, else what OpenVINO says is optimal."""
+    if runtime.requests is not None:
+        return runtime.requests
+    try:
+        return max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+    except RuntimeError:  # a plugin without the property
+        return 1
+
+
+def model_sha256(path: Path) -> str:
+    """sha256 of a model: of the file, or for an IR of the ``.xml`` bytes followed by the ``.bin`` bytes."""
+    digest = hashlib.sha256()
+    weights = path.with_suffix(".bin")
+    parts = [path, weights] if path.suffix == ".xml" and weights.is_file() else [path]
+    for part in parts:
+        with open(part, "rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def _input_names(model: ov.Model) -> list[str]:
@@ -109,24 +187,47 @@ def fix_static_shape(model: ov.Model, shapes: Mapping[str, Sequence[int]], path:
         model.reshape(new_shapes)
 
 
+def nonfinite_error(path: Path, compiled: ov.CompiledModel, index: int, out: np.ndarray) -> InputError | None:
+    """The error for output ``index`` of ``compiled`` if ``out`` holds NaN or Inf, else ``None``."""
+    if np.all(np.isfinite(out)):
+        return None
+    name = ", ".join(sorted(compiled.outputs[index].get_names()))
+    return InputError(f"{path}: output '{name}' contains NaN or Inf")
+
+
 @dataclass
 class CompiledModel:
-    """A checked, compiled model with a reusable synchronous request, fed and read by name."""
+    """A checked, compiled model, fed and read by name.
+
+    :meth:`infer` runs one synchronous request; the pipelined executor makes its own requests and reads
+    them with :meth:`outputs_of` and :meth:`check_finite`.
+    """
 
     path: Path
     compiled: ov.CompiledModel
     input_names: tuple[str, ...]
     output_indices: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        self._request = self.compiled.create_infer_request()
+    _request: ov.InferRequest | None = field(default=None, init=False, repr=False)
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Run one inference; returns copies of the selected outputs in ``output_indices`` order."""
+        if self._request is None:  # made on first use: the pipelined executor never needs it
+            self._request = self.compiled.create_infer_request()
         self._request.infer(dict(inputs))
-        outs = [self._request.get_output_tensor(i).data.copy() for i in self.output_indices]
-        for idx, out in zip(self.output_indices, outs, strict=True):
-            if not np.all(np.isfinite(out)):
-                name = ", ".join(sorted(self.compiled.outputs[idx].get_names()))
-                raise InputError(f"{self.path}: output '{name}' contains NaN or Inf")
+        outs = self.outputs_of(self._request)
+        error = self.check_finite(outs)
+        if error is not None:
+            raise error
         return outs
+
+    def outputs_of(self, request: ov.InferRequest) -> list[np.ndarray]:
+        """Copies of the selected outputs of a finished ``request``, in ``output_indices`` order."""
+        return [request.get_output_tensor(i).data.copy() for i in self.output_indices]
+
+    def check_finite(self, outs: Sequence[np.ndarray]) -> InputError | None:
+        """The error naming the first selected output that holds NaN or Inf, else ``None``."""
+        for idx, out in zip(self.output_indices, outs, strict=True):
+            error = nonfinite_error(self.path, self.compiled, idx, out)
+            if error is not None:
+                return error
+        return None

@@ -11,7 +11,7 @@ import openvino as ov
 from evalkit.config import RuntimeSpec, VerifierSpec
 from evalkit.errors import InputError
 from evalkit.preprocess import image_tensor, verifier_image
-from evalkit.runtime import CompiledModel, compile_model, find_or_add_output, read_model
+from evalkit.runtime import CompiledModel, CompileMode, compile_model, find_or_add_output, read_model
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,17 @@ class Verifier:
 
     def __call__(self, rgb: np.ndarray) -> VerifierOutput:
         """Verify one uint8 RGB image at ground-truth resolution (both outputs from one inference)."""
+        return self.output(self.model.infer(self.feed(rgb)))
+
+    def feed(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
+        """The verifier's input for one uint8 RGB image at ground-truth resolution, by tensor name."""
         bgr = verifier_image(rgb, size=self.size[0])  # the input is square (checked at load)
-        x = image_tensor(bgr, self.spec.input, layout=self.layout)
-        probs, feats = self.model.infer({self.model.input_names[0]: x})
+        return {self.model.input_names[0]: image_tensor(bgr, self.spec.input, layout=self.layout)}
+
+    @staticmethod
+    def output(outs: list[np.ndarray]) -> VerifierOutput:
+        """The verifier's two selected outputs (probabilities, features) as flat rows."""
+        probs, feats = outs
         return VerifierOutput(probabilities=probs.reshape(-1), features=feats.reshape(-1))
 
 
@@ -81,11 +89,13 @@ def read_verifier_model(core: ov.Core, spec: VerifierSpec) -> VerifierInterface:
     return VerifierInterface(model, port.get_any_name(), layout, size, probs_idx, feats_idx)
 
 
-def load_verifier(core: ov.Core, spec: VerifierSpec, runtime: RuntimeSpec) -> Verifier:
-    """Read, check and compile the verifier."""
+def load_verifier(
+    core: ov.Core, spec: VerifierSpec, runtime: RuntimeSpec, *, mode: CompileMode = "latency"
+) -> Verifier:
+    """Read, check and compile the verifier (see :func:`evalkit.runtime.compile_model` for ``mode``)."""
     assert spec.path is not None, "config completeness is checked before loading"
     interface = read_verifier_model(core, spec)
-    compiled = compile_model(core, interface.model, runtime, spec.path)
+    compiled = compile_model(core, interface.model, runtime, spec.path, mode=mode)
     return Verifier(
         spec=spec,
         model=CompiledModel(

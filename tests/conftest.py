@@ -18,3 +18,17 @@ def real_pairs_file() -> Path:
     if not REAL_PAIRS.is_file():
         pytest.skip(f"{REAL_PAIRS} not present (only in a checkout beside ../shared)")
     return REAL_PAIRS
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Every test (and every evalkit subprocess) uses a fresh cache folder, never the user's own."""
+    import os
+
+    old = os.environ.get("EVALKIT_CACHE_DIR")
+    os.environ["EVALKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("evalkit-cache"))
+    yield
+    if old is None:
+        os.environ.pop("EVALKIT_CACHE_DIR", None)
+    else:
+        os.environ["EVALKIT_CACHE_DIR"] = old
