@@ -263,7 +263,10 @@ class _InferStage:
         self.backlog: deque[tuple[Callable[[], dict[str, np.ndarray]], Any]] = deque()
         self.started: queue.SimpleQueue = queue.SimpleQueue()
         self.waiter = threading.Thread(
-            target=_wait_in_order, args=(self, model, self.started, events), name=f"evalkit-wait-{name}"
+            target=_wait_in_order,
+            args=(self, model, self.started, events),
+            name=f"evalkit-wait-{name}",
+            daemon=True,  # never keeps the interpreter alive; close() joins it
         )
         self.waiter.start()
 
@@ -384,13 +387,20 @@ class _PipelinedRun:
         self.stages: list[_InferStage] = []
         self.readers = ThreadPoolExecutor(config.runtime.reader_threads, thread_name_prefix="evalkit-read")
         self.workers = ThreadPoolExecutor(config.runtime.reader_threads, thread_name_prefix="evalkit-work")
+        self.translators: list[Translator] = []
+        self.verifier: Verifier | None = None
+        try:
+            self._start(config, window)
+        except BaseException:
+            self.close()  # a model that does not compile: join what was started, then report
+            raise
+
+    def _start(self, config: cfg.Config, window: int | None) -> None:
         core = make_core()
         runtime = config.runtime
-        self.translators: list[Translator] = [
-            load_translator(core, spec, runtime, mode="throughput") for spec in config.models
-        ]
-        self.verifier: Verifier | None = load_verifier(core, config.verifier, runtime, mode="throughput")
-        self.identity = VerifierIdentity.of(self.verifier, runtime).digest() if cache is not None else ""
+        self.translators = [load_translator(core, spec, runtime, mode="throughput") for spec in config.models]
+        self.verifier = load_verifier(core, config.verifier, runtime, mode="throughput")
+        self.identity = VerifierIdentity.of(self.verifier, runtime).digest() if self.cache is not None else ""
         for t in self.translators:
             n = optimal_requests(t.model.compiled, runtime)
             self.stages.append(_InferStage(t.spec.name, t.model, n, self.events))
