@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
-import scipy.stats
 
 from evalkit.metrics import fid, inception_score
 from evalkit.metrics.fid import FidMethod, _nuclear_norm, _psd_factor
@@ -336,6 +335,8 @@ def _per_sample_values(name: str, values: np.ndarray) -> np.ndarray:
 def _wilcoxon_p(deltas: np.ndarray) -> float | None:
     if np.count_nonzero(deltas) < MIN_WILCOXON_PAIRS:
         return None
+    import scipy.stats  # here, not at the top: it adds about a second to every start-up
+
     return float(scipy.stats.wilcoxon(deltas).pvalue)
 
 

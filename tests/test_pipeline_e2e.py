@@ -263,3 +263,39 @@ def test_saved_images_are_what_was_scored(standins, small_data, tmp_path: Path) 
             image = np.asarray(Image.open(saved / name / f"{sample.pair_id}.png"))
             gt = read_ground_truth(small_data.root / "images" / "validation" / f"{sample.pair_id}.jpg")
             assert psnr(image, gt) == sample.psnr and ssim(image, gt) == sample.ssim
+
+
+@pytest.mark.parametrize(
+    ("streams", "requests", "reader_threads"), [(1, 1, 1), (2, 5, 3)], ids=["1-stream", "2-streams"]
+)
+def test_results_json_is_identical_apart_from_date_timings_and_speed_settings(
+    result: RunResult, standins, small_data, tmp_path: Path, streams: int, requests: int, reader_threads: int
+) -> None:
+    # Same inputs, same numbers: the whole results.json of a run with other streams, requests and reader
+    # threads equals the default run's, except the date, the timings and the speed settings themselves.
+    from dataclasses import replace
+
+    from evalkit.config import Overrides, apply_overrides, load_config
+
+    config = apply_overrides(
+        load_config(bundled_config("demo.yaml")),
+        Overrides(
+            data_root=small_data.root,
+            pairs=small_data.pairs,
+            models={"original": standins.original, "converted": standins.converted},
+            verifier=standins.verifier,
+        ),
+    )
+    runtime = replace(config.runtime, streams=streams, requests=requests, reader_threads=reader_threads)
+    other = evalkit.evaluate(replace(config, runtime=runtime))
+
+    def comparable(r: RunResult) -> dict:
+        path = write_reports(r, tmp_path / str(id(r)), formats=("json",))["json"]
+        d = json.loads(path.read_text())
+        del d["timings"], d["environment"]["date"]
+        for key in ("streams", "requests", "reader_threads"):
+            del d["config"]["runtime"][key]
+        return d
+
+    assert other.config["runtime"]["streams"] == streams
+    assert comparable(other) == comparable(result)
