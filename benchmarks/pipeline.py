@@ -146,6 +146,43 @@ class Setup:
         return data
 
 
+def heavier(models, convs: int, work: Path):
+    """The stand-ins with ``convs`` extra 64-channel 3x3 convolutions at 256 x 256 in each translation model
+    (about 4.8 GFLOP each), to see the ratio as inference grows towards a real CoCosNet's cost.
+
+    The extra branch starts from ``ref_image``, is reduced to a scalar and multiplied by zero before it is
+    added to the output: the numbers are the stand-ins' own, the compute is real (OpenVINO does not fold a
+    multiplication by zero away).
+    """
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    out_dir = work / f"heavy-{convs}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = {}
+    for name in ("original", "converted"):
+        target = out_dir / f"{name}.xml"
+        paths[name] = target
+        if target.is_file():
+            continue
+        model = ov.Core().read_model(getattr(models, name))
+        ref_image = next(p for p in model.inputs if "ref_image" in p.get_names())
+        x = ref_image.get_node().output(0)
+        channels = 3
+        for _ in range(convs):
+            w = rng.standard_normal((64, channels, 3, 3)).astype(np.float32) * 0.05
+            x = ops.relu(ops.convolution(x, ops.constant(w), [1, 1], [1, 1], [1, 1], [1, 1])).output(0)
+            channels = 64
+        scalar = ops.reduce_mean(x, ops.constant(np.array([0, 1, 2, 3], np.int64)), keep_dims=True)
+        zero = ops.multiply(scalar, ops.constant(np.zeros((1, 1, 1, 1), np.float32)))
+        result = model.outputs[0].get_node()
+        total = ops.add(result.input_value(0), zero)
+        result.input(0).replace_source_output(total.output(0))
+        ov.save_model(model, target, compress_to_fp16=(name == "converted"))
+    return replace(models, original=paths["original"], converted=paths["converted"])
+
+
 def setup(work: Path) -> Setup:
     from evalkit.demo.models import save_standins
 
@@ -506,6 +543,10 @@ def main() -> None:
     parser.add_argument("--rss-pairs", type=int, nargs="+", default=[200, 2000], help="default 200 2000")
     parser.add_argument("--repeats", type=int, default=1, help="evalkit runs per figure, best kept (1)")
     parser.add_argument(
+        "--heavy", type=int, default=0, metavar="K",
+        help="ratio only: add K 64-channel convolutions (~4.8 GFLOP each) to each translation model",
+    )  # fmt: skip
+    parser.add_argument(
         "--work", type=Path, default=Path(tempfile.gettempdir()) / "evalkit-bench",
         help="stand-ins and data sets, kept between runs (default: $TMPDIR/evalkit-bench)",
     )  # fmt: skip
@@ -524,6 +565,9 @@ def main() -> None:
         f"Python {platform.python_version()}, OpenVINO {ov.get_version()}, {load()}"
     )
     s = setup(args.work)
+    if args.heavy:
+        s = replace(s, models=heavier(s.models, args.heavy, args.work))
+        print(f"translation models with {args.heavy} extra 64-channel convolutions: {s.models.original}")
     with tempfile.TemporaryDirectory(prefix="evalkit-bench-") as tmp_name:
         tmp = Path(tmp_name)
         if "ratio" in only:

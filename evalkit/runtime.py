@@ -61,6 +61,14 @@ def _compile(
         raise InputError(f"{path}: cannot compile for device {device}: {first}") from None
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else the CPU count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def compile_model(
     core: ov.Core, model: ov.Model, runtime: RuntimeSpec, path: Path, *, mode: CompileMode = "latency"
 ) -> ov.CompiledModel:
@@ -71,8 +79,8 @@ def compile_model(
     core, model
         The OpenVINO core and the read (and checked) model.
     runtime
-        Device, inference precision and, for ``mode="throughput"``, ``streams`` (``None``: as many as the
-        THROUGHPUT hint gives threads).
+        Device, inference precision and, for ``mode="throughput"``, ``streams`` (``None``: on the CPU one
+        per usable core, elsewhere the THROUGHPUT hint's choice).
     path
         The model file, for error messages.
     mode
@@ -83,8 +91,9 @@ def compile_model(
     Notes
     -----
     On the CPU every stream gets :data:`THREADS_PER_STREAM` thread, in both modes, so the numbers depend
-    neither on the mode nor on the number of streams or cores: a 2-core CI runner and a 64-core workstation
-    agree bit for bit. The price is that one synchronous request uses one core.
+    neither on the mode nor on the number of streams or cores: a 2-core runner and a 64-core workstation
+    with the same CPU type agree bit for bit (CPUs with other instruction sets may run other kernels). The
+    price is that one synchronous request uses one core.
     """
     config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": runtime.inference_precision}
     cpu = _is_cpu(runtime.device)
@@ -94,7 +103,7 @@ def compile_model(
         return _compile(core, model, runtime.device, config, path)
     config["PERFORMANCE_HINT"] = "THROUGHPUT"
     if cpu:
-        streams = runtime.streams or os.cpu_count() or 1
+        streams = runtime.streams or usable_cpus()
         config |= {"NUM_STREAMS": streams, "INFERENCE_NUM_THREADS": streams * THREADS_PER_STREAM}
     elif runtime.streams is not None:
         config["NUM_STREAMS"] = runtime.streams
