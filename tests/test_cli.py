@@ -108,7 +108,18 @@ def test_internal_error_exits_3_and_debug_shows_traceback(monkeypatch, capsys, t
     [
         (
             "run",
-            ["--data-root", "--pairs", "--model", "--verifier", "--limit", "--output", "--device", "--quiet"],
+            [
+                "--data-root",
+                "--pairs",
+                "--model",
+                "--verifier",
+                "--limit",
+                "--output",
+                "--device",
+                "--quiet",
+                "--no-cache",
+                "--cache-dir",
+            ],
         ),
         ("demo", ["--output", "--cache-dir", "--pairs", "--quiet"]),
     ],
@@ -120,3 +131,44 @@ def test_help_explains_every_option(command: str, options: list[str], capsys) ->
     text = capsys.readouterr().out
     for option in options:
         assert option in text
+
+
+def test_feature_cache_second_run_reuses_no_cache_bypasses_clear_empties(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = evalkit_cmd("demo", "--cache-dir", str(cache), "--pairs", "6", "--output", "o1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    features = cache / "features"
+    assert f"feature cache {features}: 0 ground truths reused, 6 computed" in first.stderr
+    # stderr is not a terminal here: progress comes as log lines with every step's count and rate
+    assert "original 6/6" in first.stderr and "verifier 6/6" in first.stderr
+    second = evalkit_cmd("demo", "--cache-dir", str(cache), "--pairs", "6", "--output", "o2", cwd=tmp_path)
+    assert f"feature cache {features}: 6 ground truths reused, 0 computed" in second.stderr
+
+    def metrics(out: str) -> dict:
+        return {
+            k: v["metrics"]
+            for k, v in json.loads((tmp_path / out / "results.json").read_text())["models"].items()
+        }
+
+    assert metrics("o1") == metrics("o2")
+
+    demo = cache / "demo"
+    run_args = [
+        "run", str(REPO / "configs" / "demo.yaml"),
+        "--data-root", str(demo / "data-6" / "ADEChallengeData2016"),
+        "--pairs", str(demo / "data-6" / "ade20k_ref_test.txt"),
+        "--model", f"original={demo / 'models' / 'original.xml'}",
+        "--model", f"converted={demo / 'models' / 'converted.xml'}",
+        "--verifier", str(demo / "models" / "verifier.xml"),
+        "--output", "o3", "--quiet",
+    ]  # fmt: skip
+    other = tmp_path / "other-cache"
+    bypass = evalkit_cmd(*run_args, "--no-cache", "--cache-dir", str(other), cwd=tmp_path)
+    assert bypass.returncode == 0, bypass.stderr
+    assert "feature cache" not in bypass.stderr and not other.exists()
+    assert metrics("o3") == metrics("o1")
+
+    cleared = evalkit_cmd("cache", "clear", "--cache-dir", str(cache), cwd=tmp_path)
+    assert cleared.returncode == 0
+    assert cleared.stdout.strip() == f"evalkit cache clear: removed 6 entries from {features}"
+    assert not list(features.glob("*/*.feat"))
