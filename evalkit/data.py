@@ -232,12 +232,13 @@ def read_ground_truth(path: Path, pair: Pair | None = None) -> np.ndarray:
         raise InputError(f"{path}: cannot decode ground-truth image ({exc}){_context(pair)}") from None
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
+def sha256_file(*paths: Path) -> str:
+    """Hex sha256 of a file's bytes (of several files' bytes one after the other, when given several)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with open(path, "rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 

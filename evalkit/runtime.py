@@ -6,7 +6,6 @@ model whose inputs and outputs have been checked, with one-line errors naming th
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import numpy as np
 import openvino as ov
 
 from evalkit.config import RuntimeSpec
+from evalkit.data import sha256_file
 from evalkit.errors import InputError
 
 
@@ -122,14 +122,8 @@ def optimal_requests(compiled: ov.CompiledModel, runtime: RuntimeSpec) -> int:
 
 def model_sha256(path: Path) -> str:
     """sha256 of a model: of the file, or for an IR of the ``.xml`` bytes followed by the ``.bin`` bytes."""
-    digest = hashlib.sha256()
     weights = path.with_suffix(".bin")
-    parts = [path, weights] if path.suffix == ".xml" and weights.is_file() else [path]
-    for part in parts:
-        with open(part, "rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path, weights) if path.suffix == ".xml" and weights.is_file() else sha256_file(path)
 
 
 def _input_names(model: ov.Model) -> list[str]:
