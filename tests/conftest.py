@@ -32,3 +32,16 @@ def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("EVALKIT_CACHE_DIR", None)
     else:
         os.environ["EVALKIT_CACHE_DIR"] = old
+
+
+def standin_config(standins, root: Path, pairs: Path):
+    """The demo config with the stand-ins (``original``, ``converted``, verifier) and a data set filled in."""
+    from evalkit import config as cfg
+
+    overrides = cfg.Overrides(
+        data_root=root,
+        pairs=pairs,
+        models={"original": standins.original, "converted": standins.converted},
+        verifier=standins.verifier,
+    )
+    return cfg.apply_overrides(cfg.load_config(cfg.bundled_config("demo.yaml")), overrides)

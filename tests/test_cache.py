@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import standin_config
 
 from evalkit import config as cfg
 from evalkit.cache import (
@@ -19,7 +20,6 @@ from evalkit.cache import (
     clear_cache,
     default_cache_dir,
 )
-from evalkit.config import bundled_config
 from evalkit.data import read_pairs
 from evalkit.demo.dataset import build_synthetic_ade20k
 from evalkit.demo.models import save_standins
@@ -41,13 +41,7 @@ def standins(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def config(standins, tmp_path_factory: pytest.TempPathFactory) -> cfg.Config:
     data = build_synthetic_ade20k(tmp_path_factory.mktemp("data"), n_pairs=N_PAIRS, sizes=SIZES)
-    overrides = cfg.Overrides(
-        data_root=data.root,
-        pairs=data.pairs,
-        models={"original": standins.original, "converted": standins.converted},
-        verifier=standins.verifier,
-    )
-    return cfg.apply_overrides(cfg.load_config(bundled_config("demo.yaml")), overrides)
+    return standin_config(standins, data.root, data.pairs)
 
 
 def records_of(executor: Executor, config: cfg.Config) -> list[PairRecord]:

@@ -17,10 +17,10 @@ import pytest
 
 pytest.importorskip("distributed")
 
+from conftest import standin_config
 from distributed import LocalCluster
 
 from evalkit import config as cfg
-from evalkit.config import bundled_config
 from evalkit.data import read_pairs
 from evalkit.demo.dataset import build_synthetic_ade20k
 from evalkit.demo.models import save_standins
@@ -58,13 +58,7 @@ def executor(cluster: LocalCluster) -> Iterator[DaskExecutor]:
 def config(tmp_path_factory: pytest.TempPathFactory) -> cfg.Config:
     standins = save_standins(tmp_path_factory.mktemp("standins"))
     data = build_synthetic_ade20k(tmp_path_factory.mktemp("data"), n_pairs=N_PAIRS, sizes=SIZES)
-    overrides = cfg.Overrides(
-        data_root=data.root,
-        pairs=data.pairs,
-        models={"original": standins.original, "converted": standins.converted},
-        verifier=standins.verifier,
-    )
-    return cfg.apply_overrides(cfg.load_config(bundled_config("demo.yaml")), overrides)
+    return standin_config(standins, data.root, data.pairs)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import standin_config
 
 import evalkit
 from evalkit.config import bundled_config
@@ -275,17 +276,7 @@ def test_results_json_is_identical_apart_from_date_timings_and_speed_settings(
     # threads equals the default run's, except the date, the timings and the speed settings themselves.
     from dataclasses import replace
 
-    from evalkit.config import Overrides, apply_overrides, load_config
-
-    config = apply_overrides(
-        load_config(bundled_config("demo.yaml")),
-        Overrides(
-            data_root=small_data.root,
-            pairs=small_data.pairs,
-            models={"original": standins.original, "converted": standins.converted},
-            verifier=standins.verifier,
-        ),
-    )
+    config = standin_config(standins, small_data.root, small_data.pairs)
     runtime = replace(config.runtime, streams=streams, requests=requests, reader_threads=reader_threads)
     other = evalkit.evaluate(replace(config, runtime=runtime))
 

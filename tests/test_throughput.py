@@ -15,10 +15,10 @@ import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 import pytest
+from conftest import standin_config
 
 from evalkit import config as cfg
 from evalkit import executor as executor_module
-from evalkit.config import bundled_config
 from evalkit.data import Pair, read_pairs
 from evalkit.demo.dataset import build_synthetic_ade20k
 from evalkit.demo.models import save_standins
@@ -46,13 +46,7 @@ def data(tmp_path_factory: pytest.TempPathFactory):
 
 
 def make_config(standins, root: Path, pairs: Path, **runtime) -> cfg.Config:
-    overrides = cfg.Overrides(
-        data_root=root,
-        pairs=pairs,
-        models={"original": standins.original, "converted": standins.converted},
-        verifier=standins.verifier,
-    )
-    config = cfg.apply_overrides(cfg.load_config(bundled_config("demo.yaml")), overrides)
+    config = standin_config(standins, root, pairs)
     return replace(config, runtime=replace(config.runtime, **runtime))
 
 
