@@ -211,9 +211,8 @@ def model_cache_key(config: cfg.Config, worker: str = "") -> str:
 
 
 def _compile(config: cfg.Config) -> ModelSet:
-    # Compiled by the same functions and settings as the in-process executor's synchronous path, so that
-    # each inference gives the same bits on a worker as in-process (the reason no thread or stream
-    # setting of the worker's own is applied here).
+    # Compiled as the sequential executor compiles (one stream, one thread: evalkit.runtime.compile_model),
+    # so that each inference gives the same bits on a worker as in-process.
     from evalkit.runtime import make_core
     from evalkit.translator import load_translator
     from evalkit.verifier import load_verifier

@@ -264,7 +264,7 @@ class _InferStage:
         self.started: queue.SimpleQueue = queue.SimpleQueue()
         self.waiter = threading.Thread(
             target=_wait_in_order,
-            args=(self, model, self.started, events),
+            args=(self, events),
             name=f"evalkit-wait-{name}",
             daemon=True,  # never keeps the interpreter alive; close() joins it
         )
@@ -304,14 +304,12 @@ class _InferStage:
         self.idle.clear()
 
 
-def _wait_in_order(
-    stage: _InferStage, model: CompiledModel, started: queue.SimpleQueue, events: queue.SimpleQueue
-) -> None:
-    while (item := started.get()) is not None:
+def _wait_in_order(stage: _InferStage, events: queue.SimpleQueue) -> None:
+    while (item := stage.started.get()) is not None:
         request, tag = item
         try:
             request.wait()  # releases the GIL
-            outs: list[np.ndarray] | BaseException = model.outputs_of(request)
+            outs: list[np.ndarray] | BaseException = stage.model.outputs_of(request)
         except BaseException as exc:  # an OpenVINO failure: the pair reports it, in order
             outs = exc
         events.put(("inferred", stage, request, tag, outs))
