@@ -1,4 +1,4 @@
-"""Time ``evalkit.comparison.set_deltas`` (IS/FID/KID bootstrap) against a naive resampling loop.
+"""Time ``evalkit.stats.comparison.set_deltas`` (IS/FID/KID bootstrap) against a naive resampling loop.
 
 Usage: ``python benchmarks/comparison.py [--n 2000] [--dim 2048] [--resamples 200] [--classes 1001]
 [--naive 3] [--seed 0]``
@@ -26,8 +26,8 @@ import time
 
 import numpy as np
 
-from evalkit.comparison import SetDeltaSamples, set_delta_samples, set_deltas
 from evalkit.metrics import fid, inception_score, kid
+from evalkit.stats.comparison import SetDeltaSamples, set_delta_samples, set_deltas
 
 LATENT_DIM = 256
 LOGIT_STD = 2.45

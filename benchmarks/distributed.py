@@ -8,7 +8,7 @@ this machine, one after the other:
 
 * a ``LocalCluster`` of ``--workers`` single-threaded worker processes (``DaskExecutor(workers=W)``): its
   start-up and a first run (cold workers: the models compiled inside the run);
-* ``--repeats`` times, alternated: the in-process run (``evalkit.pipeline.run`` with its default
+* ``--repeats`` times, alternated: the in-process run (``evalkit.execution.pipeline.run`` with its default
   executor) and a run on the same cluster (warm: models cached on
   the workers); the best of each is kept, since load from other processes hits both alike;
 * the check that every run gave bit-identical metrics and per-pair values.
@@ -45,12 +45,12 @@ from evalkit import config as cfg
 from evalkit.config import bundled_config
 from evalkit.demo.dataset import build_synthetic_ade20k
 from evalkit.demo.models import save_standins
-from evalkit.distributed import DaskExecutor
-from evalkit.pipeline import run
+from evalkit.execution.distributed import DaskExecutor
+from evalkit.execution.pipeline import run
 from evalkit.results import RunResult
-from evalkit.runtime import make_core
-from evalkit.translator import load_translator
-from evalkit.verifier import load_verifier
+from evalkit.runtime.core import make_core
+from evalkit.runtime.translator import load_translator
+from evalkit.runtime.verifier import load_verifier
 
 
 def demo_config(cache: Path, n_pairs: int) -> cfg.Config:
@@ -79,7 +79,7 @@ def compile_seconds(config: cfg.Config) -> float:
 def import_seconds() -> float:
     """What a fresh worker process pays to import evalkit's per-pair code and OpenVINO (own interpreter)."""
     code = (
-        "import time; t = time.perf_counter(); import evalkit.evaluation, evalkit.runtime; "
+        "import time; t = time.perf_counter(); import evalkit.execution.pair, evalkit.runtime.core; "
         "print(time.perf_counter() - t)"
     )
     return float(

@@ -237,11 +237,11 @@ class Feeds:
 
 
 def make_feeds(config, k: int) -> Feeds:
-    from evalkit.data import read_pairs
-    from evalkit.evaluation import finish_image, prepare_pair
-    from evalkit.runtime import make_core
-    from evalkit.translator import load_translator
-    from evalkit.verifier import load_verifier
+    from evalkit.data.ade20k import read_pairs
+    from evalkit.execution.pair import finish_image, prepare_pair
+    from evalkit.runtime.core import make_core
+    from evalkit.runtime.translator import load_translator
+    from evalkit.runtime.verifier import load_verifier
 
     core = make_core()
     translators = [load_translator(core, spec, config.runtime) for spec in config.models]
@@ -267,9 +267,9 @@ def bare_inference(config, n: int, feeds: Feeds) -> tuple[float, float]:
     """
     import openvino as ov
 
-    from evalkit.runtime import make_core, optimal_requests
-    from evalkit.translator import load_translator
-    from evalkit.verifier import load_verifier
+    from evalkit.runtime.core import make_core, optimal_requests
+    from evalkit.runtime.translator import load_translator
+    from evalkit.runtime.verifier import load_verifier
 
     core = make_core()
     jobs = []
@@ -331,8 +331,8 @@ def demo_config(s: Setup, data):
 def executor_alone(config, repeats: int) -> tuple[float, float]:
     """Wall and CPU seconds of ``InProcessExecutor.evaluate`` on every pair (compiling included), in this
     process: evalkit's pipelined evaluation without the process start, the summary and the reports."""
-    from evalkit.data import read_pairs
-    from evalkit.executor import InProcessExecutor
+    from evalkit.data.ade20k import read_pairs
+    from evalkit.execution.inprocess import InProcessExecutor
 
     pairs = read_pairs(config.dataset.pairs)
     best = (float("inf"), 0.0)
@@ -391,14 +391,14 @@ def bench_ratio(s: Setup, n: int, tmp: Path, repeats: int) -> None:
 
 def bench_profile(s: Setup, n: int) -> None:
     """CPU time of every step of a pair, one after the other on this thread (no overlap)."""
-    from evalkit.cache import FeatureCache, VerifierIdentity
-    from evalkit.data import pair_files, read_pair, read_pairs, sha256_file
+    from evalkit.data.ade20k import pair_files, read_pair, read_pairs, sha256_file
+    from evalkit.data.postprocess import output_to_image, upscale
+    from evalkit.data.preprocess import resize_exemplar, resize_label_map
+    from evalkit.execution.cache import FeatureCache, VerifierIdentity
     from evalkit.metrics import psnr, ssim
-    from evalkit.postprocess import output_to_image, upscale
-    from evalkit.preprocess import resize_exemplar, resize_label_map
-    from evalkit.runtime import make_core
-    from evalkit.translator import load_translator
-    from evalkit.verifier import load_verifier
+    from evalkit.runtime.core import make_core
+    from evalkit.runtime.translator import load_translator
+    from evalkit.runtime.verifier import load_verifier
 
     k = min(n, 40)
     print(f"\n== profile: CPU ms a pair, each step alone on one thread, {k} pairs, 2 models ==", flush=True)

@@ -14,14 +14,14 @@ __all__ = ["__version__", "evaluate", "load_config", "write_reports"]
 
 if TYPE_CHECKING:
     from evalkit.config import load_config
-    from evalkit.pipeline import evaluate
+    from evalkit.execution.pipeline import evaluate
     from evalkit.report import write_reports
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so that `import evalkit.metrics` does not pay for importing OpenVINO.
     if name == "evaluate":
-        from evalkit.pipeline import evaluate
+        from evalkit.execution.pipeline import evaluate
 
         return evaluate
     if name == "load_config":

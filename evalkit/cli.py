@@ -382,7 +382,7 @@ def _executor(args: argparse.Namespace) -> object:
         if (args.scheduler is None) == (args.workers is None):
             raise InputError("--executor dask: give either --scheduler tcp://HOST:PORT or --workers N")
         # imports dask only when made: without it, InputError "pip install 'evalkit[distributed]'" (exit 2)
-        from evalkit.distributed import DEFAULT_SHARD_SIZE, DaskExecutor
+        from evalkit.execution.distributed import DEFAULT_SHARD_SIZE, DaskExecutor
 
         shard_size = getattr(args, "shard_size", None)
         return DaskExecutor(
@@ -390,11 +390,11 @@ def _executor(args: argparse.Namespace) -> object:
         )
     if any(getattr(args, name, None) is not None for name in ("scheduler", "workers", "shard_size")):
         raise InputError("--scheduler, --workers and --shard-size need --executor dask")
-    from evalkit.executor import InProcessExecutor
+    from evalkit.execution.inprocess import InProcessExecutor
 
     cache = None
     if not args.no_cache:
-        from evalkit.cache import FeatureCache, default_cache_dir
+        from evalkit.execution.cache import FeatureCache, default_cache_dir
 
         cache = FeatureCache(default_cache_dir(args.cache_dir))
     return InProcessExecutor(cache=cache, save_images=args.save_images, log=_log)
@@ -406,9 +406,9 @@ def _log(message: str) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from evalkit.config import apply_overrides, load_config
-    from evalkit.gallery import write_gallery
-    from evalkit.journal import remove_journal
-    from evalkit.pipeline import run
+    from evalkit.execution.gallery import write_gallery
+    from evalkit.execution.journal import remove_journal
+    from evalkit.execution.pipeline import run
     from evalkit.report import render_markdown, write_reports
     from evalkit.results import write_text_atomic
 
@@ -462,8 +462,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from evalkit.check import check
     from evalkit.config import apply_overrides, load_config
+    from evalkit.execution.check import check
 
     config = apply_overrides(load_config(args.config), _overrides(args))
     report = check(config)
@@ -477,9 +477,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from evalkit.cache import cache_root
     from evalkit.demo.dataset import build_synthetic_ade20k
     from evalkit.demo.models import save_standins
+    from evalkit.execution.cache import cache_root
 
     root = cache_root(args.cache_dir)
     cache = root / "demo"
@@ -517,7 +517,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from evalkit.cache import clear_cache, default_cache_dir
+    from evalkit.execution.cache import clear_cache, default_cache_dir
 
     directory = default_cache_dir(args.cache_dir)
     removed = clear_cache(directory)

@@ -100,7 +100,7 @@ def test_rgb_mask_with_differing_channels(standins, data, tmp_path: Path) -> Non
 
 
 def test_rgb_mask_with_equal_channels_is_read_as_gray(tmp_path: Path) -> None:
-    from evalkit.data import read_label_map
+    from evalkit.data.ade20k import read_label_map
 
     labels = (np.arange(30 * 20).reshape(20, 30) % 151).astype(np.uint8)
     Image.fromarray(np.stack([labels] * 3, axis=-1)).save(tmp_path / "m.png")
@@ -244,8 +244,8 @@ def test_check_lists_every_problem_and_exits_2(standins, data, tmp_path: Path) -
 
 
 def test_check_passes_on_good_input(standins, data, tmp_path: Path) -> None:
-    from evalkit.check import check
     from evalkit.config import Overrides, apply_overrides
+    from evalkit.execution.check import check
 
     root, pairs = data
     config = apply_overrides(

@@ -13,21 +13,21 @@ import pytest
 from conftest import standin_config
 
 from evalkit import config as cfg
-from evalkit.cache import (
+from evalkit.data.ade20k import read_pairs
+from evalkit.demo.dataset import build_synthetic_ade20k
+from evalkit.demo.models import save_standins
+from evalkit.execution.cache import (
     CACHE_ENV,
     FeatureCache,
     VerifierIdentity,
     clear_cache,
     default_cache_dir,
 )
-from evalkit.data import read_pairs
-from evalkit.demo.dataset import build_synthetic_ade20k
-from evalkit.demo.models import save_standins
-from evalkit.executor import Executor, InProcessExecutor, SequentialExecutor
-from evalkit.journal import PairRecord
-from evalkit.pipeline import run
-from evalkit.runtime import make_core
-from evalkit.verifier import Verifier, VerifierOutput, load_verifier
+from evalkit.execution.inprocess import Executor, InProcessExecutor, SequentialExecutor
+from evalkit.execution.journal import PairRecord
+from evalkit.execution.pipeline import run
+from evalkit.runtime.core import make_core
+from evalkit.runtime.verifier import Verifier, VerifierOutput, load_verifier
 
 SIZES = [(96, 128), (128, 96), (80, 80), (120, 160)]
 N_PAIRS = 8

@@ -88,12 +88,12 @@ def test_unknown_model_name_and_usage_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_internal_error_exits_3_and_debug_shows_traceback(monkeypatch, capsys, tmp_path: Path) -> None:
-    import evalkit.pipeline
+    import evalkit.execution.pipeline
 
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(evalkit.pipeline, "run", boom)
+    monkeypatch.setattr(evalkit.execution.pipeline, "run", boom)
     config = tmp_path / "x.yaml"
     config.write_text("models: {a: {path: a.xml}}\nverifier: {path: v.xml}\n")
     assert cli.main(["run", str(config)]) == cli.EXIT_INTERNAL

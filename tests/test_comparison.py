@@ -1,4 +1,4 @@
-"""Paired comparison statistics (evalkit.comparison): paired_delta, set_deltas and their bootstrap."""
+"""Paired comparison statistics (evalkit.stats.comparison): paired_delta, set_deltas and their bootstrap."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evalkit.comparison import (
+from evalkit.metrics import fid, inception_score, kid
+from evalkit.stats.comparison import (
     PairedDelta,
     SetDelta,
     bootstrap_indices,
@@ -18,7 +19,6 @@ from evalkit.comparison import (
     set_delta_samples,
     set_deltas,
 )
-from evalkit.metrics import fid, inception_score, kid
 
 # --- helpers -------------------------------------------------------------------------------------------
 

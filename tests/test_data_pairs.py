@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.data import Pair, pair_files, read_pairs
+from evalkit.data.ade20k import Pair, pair_files, read_pairs
 from evalkit.errors import InputError
 
 

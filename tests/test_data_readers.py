@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evalkit.data import check_root, read_exemplar, read_ground_truth, read_label_map
+from evalkit.data.ade20k import check_root, read_exemplar, read_ground_truth, read_label_map
 from evalkit.errors import InputError
 
 

@@ -21,14 +21,14 @@ from conftest import standin_config
 from distributed import LocalCluster
 
 from evalkit import config as cfg
-from evalkit.data import read_pairs
+from evalkit.data.ade20k import read_pairs
 from evalkit.demo.dataset import build_synthetic_ade20k
 from evalkit.demo.models import save_standins
-from evalkit.distributed import DaskExecutor, evaluate_shard, shards_of
 from evalkit.errors import InputError
-from evalkit.executor import InProcessExecutor
-from evalkit.journal import JOURNAL_DIR, PairRecord
-from evalkit.pipeline import run
+from evalkit.execution.distributed import DaskExecutor, evaluate_shard, shards_of
+from evalkit.execution.inprocess import InProcessExecutor
+from evalkit.execution.journal import JOURNAL_DIR, PairRecord
+from evalkit.execution.pipeline import run
 from evalkit.results import RunResult
 
 SIZES = [(96, 128), (128, 96), (80, 80), (120, 160)]

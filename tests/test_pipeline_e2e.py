@@ -242,8 +242,8 @@ def test_bootstrap_off_and_reference_profile(standins, small_data) -> None:
 def test_saved_images_are_what_was_scored(standins, small_data, tmp_path: Path) -> None:
     from PIL import Image
 
-    from evalkit.data import read_ground_truth
-    from evalkit.executor import InProcessExecutor
+    from evalkit.data.ade20k import read_ground_truth
+    from evalkit.execution.inprocess import InProcessExecutor
     from evalkit.metrics import psnr, ssim
 
     saved = tmp_path / "images"

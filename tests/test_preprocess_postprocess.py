@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from evalkit.config import InputConvention
-from evalkit.postprocess import output_to_image, upscale
-from evalkit.preprocess import image_tensor, one_hot, resize_exemplar, resize_label_map, verifier_image
+from evalkit.data.postprocess import output_to_image, upscale
+from evalkit.data.preprocess import image_tensor, one_hot, resize_exemplar, resize_label_map, verifier_image
 
 
 def test_nearest_resize_is_opencv_floor_rule_not_pillow() -> None:

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from evalkit.config import InputConvention
-from evalkit.data import read_pairs
+from evalkit.data.ade20k import read_pairs
+from evalkit.data.postprocess import output_to_image
+from evalkit.data.preprocess import image_tensor, one_hot, resize_label_map
 from evalkit.errors import InputError
-from evalkit.postprocess import output_to_image
-from evalkit.preprocess import image_tensor, one_hot, resize_label_map
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ids = st.lists(st.integers(1, 99_999_999), min_size=1, max_size=20, unique=True)

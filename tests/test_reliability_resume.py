@@ -20,7 +20,7 @@ from evalkit.config import bundled_config
 from evalkit.demo.dataset import build_synthetic_ade20k
 from evalkit.demo.models import save_standins
 from evalkit.errors import InputError
-from evalkit.journal import JOURNAL_DIR, Journal, ModelRecord, PairRecord
+from evalkit.execution.journal import JOURNAL_DIR, Journal, ModelRecord, PairRecord
 
 SIZES = [(96, 128), (128, 96), (80, 80), (120, 160)]
 

@@ -18,16 +18,16 @@ import pytest
 from conftest import standin_config
 
 from evalkit import config as cfg
-from evalkit import executor as executor_module
-from evalkit.data import Pair, read_pairs
+from evalkit.data.ade20k import Pair, read_pairs
 from evalkit.demo.dataset import build_synthetic_ade20k
 from evalkit.demo.models import save_standins
 from evalkit.errors import InputError
-from evalkit.evaluation import prepare_pair
-from evalkit.executor import VERIFIER_STEP, Executor, InProcessExecutor, SequentialExecutor
-from evalkit.journal import PairRecord
-from evalkit.runtime import THREADS_PER_STREAM, compile_model, make_core
-from evalkit.translator import load_translator, read_translator_model
+from evalkit.execution import inprocess as executor_module
+from evalkit.execution.inprocess import VERIFIER_STEP, Executor, InProcessExecutor, SequentialExecutor
+from evalkit.execution.journal import PairRecord
+from evalkit.execution.pair import prepare_pair
+from evalkit.runtime.core import THREADS_PER_STREAM, compile_model, make_core
+from evalkit.runtime.translator import load_translator, read_translator_model
 
 SIZES = [(96, 128), (128, 96), (80, 80), (120, 160), (200, 150)]
 N_PAIRS = 12
@@ -107,7 +107,7 @@ def test_one_hot_on_the_host_gives_the_same_records(config: cfg.Config, oracle, 
 
 
 def test_every_stream_has_one_thread(standins, config: cfg.Config) -> None:
-    # The setting that makes the numbers independent of streams: see evalkit.runtime.THREADS_PER_STREAM.
+    # The setting that makes the numbers independent of streams: see evalkit.runtime.core.THREADS_PER_STREAM.
     core = make_core()
     model, _ = read_translator_model(core, config.models[0])
     assert standins.original == config.models[0].path

@@ -16,7 +16,7 @@ import numpy as np
 import openvino as ov
 
 from evalkit.config import RuntimeSpec
-from evalkit.data import sha256_file
+from evalkit.data.ade20k import sha256_file
 from evalkit.errors import InputError
 
 

@@ -10,9 +10,9 @@ import openvino.opset13 as opset
 
 from evalkit import defaults
 from evalkit.config import ModelSpec, OneHotPlacement, RuntimeSpec
+from evalkit.data.preprocess import image_tensor, one_hot
 from evalkit.errors import InputError
-from evalkit.preprocess import image_tensor, one_hot
-from evalkit.runtime import (
+from evalkit.runtime.core import (
     CompiledModel,
     CompileMode,
     compile_model,
@@ -70,7 +70,7 @@ def one_hot_in_graph(
 ) -> None:
     """Replace each named ``1 x C x H x W`` float input by a ``1 x H x W`` uint8 label input and a OneHot op.
 
-    The model then computes on exactly the 0/1 floats :func:`evalkit.preprocess.one_hot` would have fed
+    The model then computes on exactly the 0/1 floats :func:`evalkit.data.preprocess.one_hot` would have fed
     it, without 2 x 40 MiB of host memory written and copied per pair. The new input keeps the tensor
     name, so the model is still fed by name.
     """
@@ -119,7 +119,7 @@ def load_translator(
     core: ov.Core, spec: ModelSpec, runtime: RuntimeSpec, *, mode: CompileMode = "latency"
 ) -> Translator:
     """Read, check (names and shapes, by name) and compile one translation model (see
-    :func:`evalkit.runtime.compile_model` for ``mode``)."""
+    :func:`evalkit.runtime.core.compile_model` for ``mode``)."""
     assert spec.path is not None, "config completeness is checked before loading"
     model, out_idx = read_translator_model(core, spec)
     t = spec.tensors

@@ -17,12 +17,12 @@ import numpy as np
 from PIL import Image
 
 from evalkit import config as cfg
-from evalkit.data import Pair, pair_files, read_pairs
+from evalkit.data.ade20k import Pair, pair_files, read_pairs
 from evalkit.defaults import GALLERY_PAIRS
-from evalkit.evaluation import generate, prepare_pair
+from evalkit.execution.pair import generate, prepare_pair
 from evalkit.results import RunResult, write_text_atomic
-from evalkit.runtime import make_core
-from evalkit.translator import load_translator
+from evalkit.runtime.core import make_core
+from evalkit.runtime.translator import load_translator
 
 #: Longest side of a saved gallery image.
 THUMBNAIL_SIZE = 320

@@ -9,9 +9,9 @@ import numpy as np
 import openvino as ov
 
 from evalkit.config import RuntimeSpec, VerifierSpec
+from evalkit.data.preprocess import image_tensor, verifier_image
 from evalkit.errors import InputError
-from evalkit.preprocess import image_tensor, verifier_image
-from evalkit.runtime import CompiledModel, CompileMode, compile_model, find_or_add_output, read_model
+from evalkit.runtime.core import CompiledModel, CompileMode, compile_model, find_or_add_output, read_model
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def read_verifier_model(core: ov.Core, spec: VerifierSpec) -> VerifierInterface:
 def load_verifier(
     core: ov.Core, spec: VerifierSpec, runtime: RuntimeSpec, *, mode: CompileMode = "latency"
 ) -> Verifier:
-    """Read, check and compile the verifier (see :func:`evalkit.runtime.compile_model` for ``mode``)."""
+    """Read, check and compile the verifier (see :func:`evalkit.runtime.core.compile_model` for ``mode``)."""
     assert spec.path is not None, "config completeness is checked before loading"
     interface = read_verifier_model(core, spec)
     compiled = compile_model(core, interface.model, runtime, spec.path, mode=mode)

@@ -17,14 +17,14 @@ import numpy as np
 from PIL import Image
 
 from evalkit import config as cfg
-from evalkit.data import Pair, read_pair
-from evalkit.journal import ModelRecord, PairRecord
+from evalkit.data.ade20k import Pair, read_pair
+from evalkit.data.postprocess import output_to_image, upscale
+from evalkit.data.preprocess import resize_exemplar, resize_label_map
+from evalkit.execution.journal import ModelRecord, PairRecord
 from evalkit.metrics import psnr, ssim
-from evalkit.postprocess import output_to_image, upscale
-from evalkit.preprocess import resize_exemplar, resize_label_map
 from evalkit.results import SampleScores
-from evalkit.translator import Translator
-from evalkit.verifier import Verifier, VerifierOutput
+from evalkit.runtime.translator import Translator
+from evalkit.runtime.verifier import Verifier, VerifierOutput
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class PairInputs:
 
 def prepare_pair(root: Path, pair: Pair) -> PairInputs:
     """Read the four files of ``pair`` and resize them as the reference does (one-hot comes later, in
-    :meth:`evalkit.translator.Translator.feed` or in the model)."""
+    :meth:`evalkit.runtime.translator.Translator.feed` or in the model)."""
     raw = read_pair(root, pair)
     return PairInputs(
         pair=pair,

@@ -4,9 +4,9 @@ order, so the journal, ``--resume`` and the metrics are exactly those of the in-
 How a run goes:
 
 - the pairs are cut into shards of ``shard_size`` consecutive pairs; each shard is one Dask task
-  (:func:`evaluate_shard`) that returns the shard's :class:`~evalkit.journal.PairRecord` objects: per-pair
-  scores and the verifier's probabilities and features, unreduced. Merging is concatenation in pair order,
-  so nothing is lost or approximated and the summary stage sees the same arrays as in-process;
+  (:func:`evaluate_shard`) that returns the shard's :class:`~evalkit.execution.journal.PairRecord` objects:
+  per-pair scores and the verifier's probabilities and features, unreduced. Merging is concatenation in pair
+  order, so nothing is lost or approximated and the summary stage sees the same arrays as in-process;
 - each worker process compiles the models once and keeps them for every later shard of the same models
   (see :data:`_MODEL_CACHE`);
 - the client delivers records in pair order as shards complete (a reorder buffer holds shards that
@@ -42,17 +42,17 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from evalkit import config as cfg
-from evalkit.data import Pair, check_root
+from evalkit.data.ade20k import Pair, check_root
 from evalkit.errors import InputError
-from evalkit.evaluation import evaluate_pair, prepare_pair, skipped_record
-from evalkit.executor import PREFETCH_DEPTH, OnError, _prefetched, step_names
-from evalkit.journal import PairRecord
+from evalkit.execution.inprocess import PREFETCH_DEPTH, OnError, _prefetched, step_names
+from evalkit.execution.journal import PairRecord
+from evalkit.execution.pair import evaluate_pair, prepare_pair, skipped_record
 
 if TYPE_CHECKING:
     from distributed import Client, Future, LocalCluster
 
-    from evalkit.translator import Translator
-    from evalkit.verifier import Verifier
+    from evalkit.runtime.translator import Translator
+    from evalkit.runtime.verifier import Verifier
 
 #: Pairs per task by default: large enough that scheduling overhead (~1 ms a task) and the per-task
 #: transfer are negligible against ~0.1-1 s of work per pair, small enough to balance load and to lose
@@ -211,11 +211,12 @@ def model_cache_key(config: cfg.Config, worker: str = "") -> str:
 
 
 def _compile(config: cfg.Config) -> ModelSet:
-    # Compiled as the sequential executor compiles (one stream, one thread: evalkit.runtime.compile_model),
-    # so that each inference gives the same bits on a worker as in-process.
-    from evalkit.runtime import make_core
-    from evalkit.translator import load_translator
-    from evalkit.verifier import load_verifier
+    # Compiled as the sequential executor compiles (one stream, one thread:
+    # evalkit.runtime.core.compile_model), so that each inference gives the same bits on a worker as
+    # in-process.
+    from evalkit.runtime.core import make_core
+    from evalkit.runtime.translator import load_translator
+    from evalkit.runtime.verifier import load_verifier
 
     core = make_core()
     translators = [load_translator(core, spec, config.runtime) for spec in config.models]

@@ -1,5 +1,6 @@
 """Executors: who evaluates the pairs. The default runs them in this process, pipelined;
-``evalkit.distributed`` runs them on a Dask cluster. Either way records come back in pair order, so the
+``evalkit.execution.distributed``
+runs them on a Dask cluster. Either way records come back in pair order, so the
 journal and the metrics are the same whichever executor ran.
 
 :class:`InProcessExecutor` (the default) overlaps every step of every pair: reader threads read, decode
@@ -8,7 +9,7 @@ and resize pairs; each model and the verifier has a ring of infer requests start
 finished steps and delivers records in pair order. :class:`SequentialExecutor` does one step after the
 other with one synchronous request per model: it is the oracle the pipelined one is tested against.
 
-Every model is compiled with one CPU thread per stream (:data:`evalkit.runtime.THREADS_PER_STREAM`), so
+Every model is compiled with one CPU thread per stream (:data:`evalkit.runtime.core.THREADS_PER_STREAM`), so
 both executors, and any number of streams, requests or threads, give the same bits.
 """
 
@@ -27,10 +28,11 @@ import numpy as np
 import openvino as ov
 
 from evalkit import config as cfg
-from evalkit.cache import CacheStats, FeatureCache, VerifierIdentity
-from evalkit.data import Pair, pair_files, sha256_file
+from evalkit.data.ade20k import Pair, pair_files, sha256_file
 from evalkit.errors import InputError
-from evalkit.evaluation import (
+from evalkit.execution.cache import CacheStats, FeatureCache, VerifierIdentity
+from evalkit.execution.journal import PairRecord
+from evalkit.execution.pair import (
     PairInputs,
     evaluate_pair,
     finish_image,
@@ -41,10 +43,9 @@ from evalkit.evaluation import (
     saved_image_path,
     skipped_record,
 )
-from evalkit.journal import PairRecord
-from evalkit.runtime import CompiledModel, make_core, optimal_requests
-from evalkit.translator import Translator, load_translator
-from evalkit.verifier import Verifier, VerifierOutput, load_verifier
+from evalkit.runtime.core import CompiledModel, make_core, optimal_requests
+from evalkit.runtime.translator import Translator, load_translator
+from evalkit.runtime.verifier import Verifier, VerifierOutput, load_verifier
 
 OnError = Literal["fail", "skip"]
 #: The progress step of the verifier (the models' steps are their names).

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evalkit import config as cfg
-from evalkit.data import Pair, check_root, read_pair, read_pairs
+from evalkit.data.ade20k import Pair, check_root, read_pair, read_pairs
 from evalkit.errors import InputError
-from evalkit.runtime import make_core
-from evalkit.translator import read_translator_model
-from evalkit.verifier import read_verifier_model
+from evalkit.runtime.core import make_core
+from evalkit.runtime.translator import read_translator_model
+from evalkit.runtime.verifier import read_verifier_model
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,15 @@ import numpy as np
 
 from evalkit import __version__
 from evalkit import config as cfg
-from evalkit.check import output_problem
-from evalkit.comparison import DEFAULT_CONFIDENCE, paired_delta, set_deltas
-from evalkit.data import (
+from evalkit.data.ade20k import (
     check_root,
     read_pairs,
     sha256_file,
 )
 from evalkit.errors import InputError
-from evalkit.executor import Executor, InProcessExecutor, OnError, step_names
-from evalkit.journal import Journal, PairRecord
+from evalkit.execution.check import output_problem
+from evalkit.execution.inprocess import Executor, InProcessExecutor, OnError, step_names
+from evalkit.execution.journal import Journal, PairRecord
 from evalkit.metrics import fid, inception_score, kid, mean_std_finite
 from evalkit.results import (
     DatasetInfo,
@@ -40,9 +39,10 @@ from evalkit.results import (
     SkippedPair,
     VerifierInfo,
 )
-from evalkit.runtime import make_core, model_sha256
-from evalkit.translator import read_translator_model
-from evalkit.verifier import read_verifier_model
+from evalkit.runtime.core import make_core, model_sha256
+from evalkit.runtime.translator import read_translator_model
+from evalkit.runtime.verifier import read_verifier_model
+from evalkit.stats.comparison import DEFAULT_CONFIDENCE, paired_delta, set_deltas
 
 
 class Progress(Protocol):

@@ -31,15 +31,15 @@ from pathlib import Path
 import numpy as np
 
 from evalkit.config import RuntimeSpec
-from evalkit.runtime import THREADS_PER_STREAM
-from evalkit.runtime import model_sha256 as runtime_model_sha256
-from evalkit.verifier import Verifier, VerifierOutput
+from evalkit.runtime.core import THREADS_PER_STREAM
+from evalkit.runtime.core import model_sha256 as runtime_model_sha256
+from evalkit.runtime.verifier import Verifier, VerifierOutput
 
 #: Bump when the entry layout or anything the key does not capture changes (e.g. the preprocessing code).
 FORMAT_VERSION = 1
 #: Environment variable naming evalkit's cache root; the features go to its ``features`` folder.
 CACHE_ENV = "EVALKIT_CACHE_DIR"
-#: The verifier preprocessing of a ground truth (see :mod:`evalkit.preprocess`), part of every key.
+#: The verifier preprocessing of a ground truth (see :mod:`evalkit.data.preprocess`), part of every key.
 PREPROCESSING = "gt: Pillow decode, convert('RGB'); RGB->BGR; cv2.resize bilinear to the input size"
 
 _MAGIC = b"EVKFEAT1"

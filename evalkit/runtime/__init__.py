@@ -1,0 +1,2 @@
+"""OpenVINO runtime: reading, checking and compiling models (one place), the translation models and the
+verifier."""

@@ -1,0 +1,1 @@
+"""Statistics over runs: paired comparisons of models with bootstrap intervals and tests."""
