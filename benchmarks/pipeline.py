@@ -391,10 +391,11 @@ def bench_ratio(s: Setup, n: int, tmp: Path, repeats: int) -> None:
 
 def bench_profile(s: Setup, n: int) -> None:
     """CPU time of every step of a pair, one after the other on this thread (no overlap)."""
-    from evalkit.data.ade20k import pair_files, read_pair, read_pairs, sha256_file
+    from evalkit.data.ade20k import pair_files, read_pair, read_pairs
     from evalkit.data.postprocess import output_to_image, upscale
     from evalkit.data.preprocess import resize_exemplar, resize_label_map
     from evalkit.execution.cache import FeatureCache, VerifierIdentity
+    from evalkit.fileio import sha256_file
     from evalkit.metrics import psnr, ssim
     from evalkit.runtime.core import make_core
     from evalkit.runtime.translator import load_translator

@@ -7,17 +7,19 @@ file/line/key), 3 internal error (traceback with ``--debug``).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from evalkit import __version__
-from evalkit.config import Overrides, bundled_config
-from evalkit.defaults import GALLERY_PAIRS
+from evalkit import __version__, defaults
+from evalkit.config import Overrides
 from evalkit.errors import InputError
+
+if TYPE_CHECKING:
+    from evalkit.workflow import RunOutcome
 
 EXIT_OK = 0
 EXIT_GATE_FAILED = 1
@@ -80,28 +82,31 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "--output",
         type=Path,
         metavar="DIR",
-        help="where results.json, summary.csv, per_sample.csv and report.md go",
+        help="where results.json, summary.csv, per_sample.csv, report.md and report.html go (default: the "
+        f"config's 'output', else ./{defaults.OUTPUT})",
     )
-    p.add_argument("--device", metavar="NAME", help="OpenVINO device (default CPU)")
+    p.add_argument("--device", metavar="NAME", help=f"OpenVINO device (default {defaults.DEVICE})")
     p.add_argument(
         "--metrics",
         choices=("reference", "all"),
-        help="'reference': only the four reference metrics; 'all' (default): also the extended table "
-        "(Wang SSIM, RGB PSNR, IS over 10 splits, KID) and the paired comparison with the reference model",
+        help="'reference': only the four reference metrics; 'all': also the extended table (Wang SSIM, RGB "
+        "PSNR, IS over 10 splits, KID) and the paired comparison with the reference model (default: the "
+        f"config's 'metrics.profile', else '{defaults.METRIC_PROFILE}')",
     )
     p.add_argument(
         "--bootstrap",
         type=int,
         metavar="N",
-        help="bootstrap resamples of the paired comparison's intervals (default 200; 0 turns them off)",
+        help="bootstrap resamples of the paired comparison's intervals (default: the config's "
+        f"'metrics.bootstrap', else {defaults.BOOTSTRAP}; 0 turns them off)",
     )
     p.add_argument(
         "--gallery-pairs",
         type=int,
-        default=GALLERY_PAIRS,
+        default=defaults.GALLERY_PAIRS,
         metavar="K",
         help=f"report.html shows the K pairs with the largest PSNR drop and K random ones (default "
-        f"{GALLERY_PAIRS}; 0 = no gallery)",
+        f"{defaults.GALLERY_PAIRS}; 0 = no gallery)",
     )
     p.add_argument(
         "--save-images",
@@ -128,7 +133,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "--shard-size",
         type=_positive_int,
         metavar="N",
-        help="with --executor dask: consecutive pairs per task (default 16)",
+        help=f"with --executor dask: consecutive pairs per task (default {defaults.SHARD_SIZE})",
     )
     p.add_argument(
         "--resume",
@@ -209,9 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--output",
         type=Path,
-        default=Path("reports/demo"),
+        default=Path(defaults.DEMO_OUTPUT),
         metavar="DIR",
-        help="report folder (default: ./reports/demo)",
+        help=f"report folder (default: ./{defaults.DEMO_OUTPUT}; the example report committed in evalkit's "
+        "repository is reports/demo)",
     )
     demo.add_argument(
         "--cache-dir",
@@ -220,7 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="where stand-ins and data are built (default: $EVALKIT_CACHE_DIR or ~/.cache/evalkit)",
     )
     demo.add_argument(
-        "--pairs", type=_positive_int, default=32, metavar="N", help="synthetic pairs (default 32)"
+        "--pairs",
+        type=_positive_int,
+        default=defaults.DEMO_PAIRS,
+        metavar="N",
+        help=f"synthetic pairs (default {defaults.DEMO_PAIRS})",
     )
     demo.add_argument("--quiet", action="store_true", help="no progress output")
     demo.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -376,57 +386,51 @@ def _overrides(args: argparse.Namespace) -> Overrides:
 
 
 def _executor(args: argparse.Namespace) -> object:
-    if args.executor == "dask":
-        if args.save_images is not None:
-            raise InputError("--save-images works with the in-process executor only")
-        if (args.scheduler is None) == (args.workers is None):
-            raise InputError("--executor dask: give either --scheduler tcp://HOST:PORT or --workers N")
-        # imports dask only when made: without it, InputError "pip install 'evalkit[distributed]'" (exit 2)
-        from evalkit.execution.distributed import DEFAULT_SHARD_SIZE, DaskExecutor
+    from evalkit.execution.executors import make_executor
 
-        shard_size = getattr(args, "shard_size", None)
-        return DaskExecutor(
-            scheduler=args.scheduler, workers=args.workers, shard_size=shard_size or DEFAULT_SHARD_SIZE
-        )
-    if any(getattr(args, name, None) is not None for name in ("scheduler", "workers", "shard_size")):
-        raise InputError("--scheduler, --workers and --shard-size need --executor dask")
-    from evalkit.execution.inprocess import InProcessExecutor
-
-    cache = None
-    if not args.no_cache:
-        from evalkit.execution.cache import FeatureCache, default_cache_dir
-
-        cache = FeatureCache(default_cache_dir(args.cache_dir))
-    return InProcessExecutor(cache=cache, save_images=args.save_images, log=_log)
+    return make_executor(
+        args.executor,
+        use_cache=not args.no_cache,
+        cache_root=args.cache_dir,
+        save_images=args.save_images,
+        log=_log,
+        scheduler=getattr(args, "scheduler", None),
+        workers=getattr(args, "workers", None),
+        shard_size=getattr(args, "shard_size", None),
+    )
 
 
 def _log(message: str) -> None:
     print(f"evalkit: {message}", file=sys.stderr, flush=True)
 
 
+def _print_outcome(outcome: RunOutcome) -> int:
+    from evalkit.report import render_markdown
+
+    print(render_markdown(outcome.result))
+    if outcome.gate is not None:
+        from evalkit.report.gate import render_gate_text
+
+        print(render_gate_text(outcome.gate))
+    print(f"Wrote {', '.join(str(p) for p in outcome.paths.values())}")
+    return EXIT_OK if outcome.passed else EXIT_GATE_FAILED
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from evalkit.config import apply_overrides, load_config
-    from evalkit.execution.gallery import write_gallery
-    from evalkit.execution.journal import remove_journal
-    from evalkit.execution.pipeline import run
-    from evalkit.report import render_markdown, write_reports
-    from evalkit.results import write_text_atomic
+    from evalkit.workflow import run_and_report
 
-    spec = None
-    if getattr(args, "gate", False):
-        from evalkit.gate import load_gate_file
-
-        # Read the thresholds before the run: a typo in 'gate:' fails now, not after hours of inference.
-        spec, _ = load_gate_file(args.config)
-
+    # The config's 'gate:' thresholds are read with it: a typo fails now, not after hours of inference.
     config = apply_overrides(load_config(args.config), _overrides(args))
     executor = _executor(args)
     try:
-        result = run(
+        outcome = run_and_report(
             config,
-            progress=None if args.quiet else _ConsoleProgress(),
+            gate=args.gate,
+            gallery_pairs=args.gallery_pairs,
             resume=args.resume,
             on_error=args.on_error,
+            progress=None if args.quiet else _ConsoleProgress(),
             log=_log,
             executor=executor,
         )
@@ -434,31 +438,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         close = getattr(executor, "close", None)
         if close is not None:
             close()
-    output = Path(result.config["output"])
-    gallery_dir = None
-    if args.gallery_pairs > 0:
-        gallery_dir = write_gallery(config, result, output / "gallery", k=args.gallery_pairs)
-    gate_report = None
-    if spec is not None:
-        from evalkit.gate import compare_within_run, gate_to_dict, render_gate_markdown
-
-        gate_report = compare_within_run(result, spec)
-        result = dataclasses.replace(result, gate=gate_to_dict(gate_report))
-        output.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(output / "gate.md", render_gate_markdown(gate_report))
-    paths = write_reports(
-        result, output, formats=("md", "csv", "html", "json"), gate=gate_report, gallery_dir=gallery_dir
-    )
-    if gate_report is not None:
-        paths["gate"] = output / "gate.md"
-    remove_journal(output)  # the reports are complete: nothing left to resume
-    print(render_markdown(result))
-    if gate_report is not None:
-        from evalkit.gate import render_gate_text
-
-        print(render_gate_text(gate_report))
-    print(f"Wrote {', '.join(str(p) for p in paths.values())}")
-    return EXIT_OK if gate_report is None or gate_report.passed else EXIT_GATE_FAILED
+    return _print_outcome(outcome)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -477,43 +457,22 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from evalkit.demo.dataset import build_synthetic_ade20k
-    from evalkit.demo.models import save_standins
-    from evalkit.execution.cache import cache_root
+    from evalkit.workflow import demo_cache_dir, run_demo
 
-    root = cache_root(args.cache_dir)
-    cache = root / "demo"
     if not args.quiet:
         print(
-            f"evalkit demo: building stand-in models and {args.pairs} synthetic pairs in {cache}",
+            f"evalkit demo: building stand-in models and {args.pairs} synthetic pairs in "
+            f"{demo_cache_dir(args.cache_dir)}",
             file=sys.stderr,
         )
-    models = save_standins(cache / "models")
-    data = build_synthetic_ade20k(cache / f"data-{args.pairs}", n_pairs=args.pairs)
-    ns = argparse.Namespace(
-        config=bundled_config("demo.yaml"),
-        data_root=data.root,
-        pairs=data.pairs,
-        model=[("original", models.original), ("converted", models.converted)],
-        verifier=models.verifier,
-        limit=None,
-        output=args.output,
-        device=None,
-        metrics=None,
-        bootstrap=None,
-        gallery_pairs=GALLERY_PAIRS,
-        executor="inprocess",
-        save_images=None,
-        scheduler=None,
-        workers=None,
-        resume=False,
-        on_error="fail",
-        gate=False,
-        quiet=args.quiet,
-        no_cache=False,
-        cache_dir=root,
+    outcome = run_demo(
+        args.output,
+        cache_dir=args.cache_dir,
+        n_pairs=args.pairs,
+        progress=None if args.quiet else _ConsoleProgress(),
+        log=_log,
     )
-    return _cmd_run(ns)
+    return _print_outcome(outcome)
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
@@ -537,14 +496,9 @@ def _report_formats(text: str) -> tuple[str, ...]:
 
 
 def _cmd_gate(args: argparse.Namespace) -> int:
-    from evalkit.gate import (
-        DEFAULT_GATE_SPEC,
-        compare_runs,
-        compare_to_published,
-        load_gate_file,
-        render_gate_markdown,
-        render_gate_text,
-    )
+    from evalkit.config import DEFAULT_GATE_SPEC, load_gate_file
+    from evalkit.gate import compare_runs, compare_to_published
+    from evalkit.report.gate import render_gate_markdown, render_gate_text
     from evalkit.results import load_results, write_text_atomic
 
     paths = args.results
@@ -584,7 +538,6 @@ def _cmd_gate(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from evalkit.gate import gate_from_dict
     from evalkit.report import write_reports
     from evalkit.results import load_results
 
@@ -595,13 +548,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if "json" in args.format and (output / "results.json").resolve() == args.results.resolve():
         # Rewriting the file we read would only reformat it; keep the original bytes.
         args.format = tuple(f for f in args.format if f != "json")
-    saved_gate = getattr(result, "gate", None)  # the gate section of `evalkit run --gate`, if any
     paths = write_reports(
         result,
         output,
         formats=args.format,
         gallery_dir=args.gallery or args.results.parent / "gallery",
-        gate=gate_from_dict(saved_gate) if saved_gate else None,
+        gate=result.gate,  # the verdicts recorded by `evalkit run --gate`, if any
         results_file=args.results,
     )
     print(f"Wrote {', '.join(str(p) for p in paths.values())}")

@@ -8,15 +8,19 @@ as on the command line. Every problem is reported as one line naming the file an
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import yaml
 
 from evalkit import defaults
 from evalkit.errors import InputError
+from evalkit.metrics.registry import METRICS, METRICS_BY_KEY
 
 ColorOrder = Literal["RGB", "BGR"]
 SsimConstants = Literal["reference", "reference-2020"]
@@ -93,8 +97,8 @@ class RuntimeSpec:
     inference_precision: str = defaults.INFERENCE_PRECISION
     streams: int | None = None
     requests: int | None = None
-    reader_threads: int = 2
-    one_hot: OneHotPlacement = "graph"
+    reader_threads: int = defaults.READER_THREADS
+    one_hot: OneHotPlacement = defaults.ONE_HOT
 
 
 @dataclass(frozen=True)
@@ -106,12 +110,114 @@ class MetricSpec:
     the four reference metrics only. ``bootstrap`` resamples (0 = off) and ``seed`` drive the intervals.
     """
 
-    ssim_constants: SsimConstants = "reference"
-    fid_method: FidMethod = "auto"
-    profile: MetricProfile = "all"
+    ssim_constants: SsimConstants = defaults.SSIM_CONSTANTS
+    fid_method: FidMethod = defaults.FID_METHOD
+    profile: MetricProfile = defaults.METRIC_PROFILE
     reference_model: str | None = None
-    bootstrap: int = 200
-    seed: int = 0
+    bootstrap: int = defaults.BOOTSTRAP
+    seed: int = defaults.SEED
+
+
+# ------------------------------------------------------------------------- gate thresholds, published table
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """How much worse than its baseline a metric may get: ``max(absolute, relative * |baseline|)``.
+
+    Attributes
+    ----------
+    absolute : float or None
+        In the metric's unit (dB for PSNR). ``None`` counts as 0.
+    relative : float or None
+        A fraction of the baseline's magnitude (0.02 = 2 %). ``None`` counts as 0.
+    """
+
+    absolute: float | None = None
+    relative: float | None = None
+
+    def limit(self, baseline: float) -> float:
+        """The allowed worsening for this baseline value."""
+        rel = (self.relative or 0.0) * abs(baseline) if math.isfinite(baseline) else 0.0
+        return max(self.absolute or 0.0, rel)
+
+    def describe(self) -> str:
+        """``abs 0.1``, ``rel 2 %`` or ``max(abs 0.1, rel 2 %)``."""
+        parts = []
+        if self.absolute is not None:
+            parts.append(f"abs {self.absolute:g}")
+        if self.relative is not None:
+            parts.append(f"rel {self.relative * 100:g} %")
+        if len(parts) == 2:
+            return f"max({parts[0]}, {parts[1]})"
+        return parts[0] if parts else "0"
+
+
+#: The built-in thresholds: each metric's ``default_allowance`` in the registry (PSNR may drop 0.1 dB,
+#: SSIM 0.01, IS 2 %; FID may rise 2 %, KID 0.001). Metrics without one are not gated unless a ``gate:``
+#: config names them.
+DEFAULT_ALLOWANCES: Mapping[str, Allowance] = MappingProxyType(
+    {m.key: Allowance(*m.default_allowance) for m in METRICS if m.default_allowance is not None}
+)
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """Which metrics are gated and with which allowance (the ``gate:`` key of a config).
+
+    Attributes
+    ----------
+    allowances : Mapping[str, Allowance]
+        Metric key (a key of :data:`evalkit.metrics.registry.METRICS_BY_KEY`) -> allowance. Metrics not
+        listed are not gated.
+    source : str
+        Where the thresholds come from, for the reports.
+    required : frozenset[str]
+        Metrics that a config named explicitly: when a run lacks one of them (a ``--metrics reference``
+        run has no extended metrics) the gate refuses rather than skipping it with a note, as it does
+        for the built-in defaults.
+    """
+
+    allowances: Mapping[str, Allowance] = field(default_factory=lambda: DEFAULT_ALLOWANCES)
+    source: str = "built-in defaults"
+    required: frozenset[str] = frozenset()
+
+    def metrics(self) -> list[str]:
+        """The gated metrics in table order."""
+        return [m.key for m in METRICS if m.key in self.allowances]
+
+
+DEFAULT_GATE_SPEC = GateSpec()
+
+
+@dataclass(frozen=True)
+class PublishedValue:
+    """A figure of a published table, how many decimals it was printed with, and its text as written.
+
+    ``text`` is what ``results.json`` records under ``config.published`` (a YAML float has lost its
+    trailing zeros: ``0.340`` reads as ``"0.34"``; a quoted figure keeps them).
+    """
+
+    value: float
+    decimals: int
+    text: str = ""
+
+    @property
+    def half_unit(self) -> float:
+        """Half a unit in the last printed decimal: the rounding the printed figure may hide."""
+        return 0.5 * 10.0 ** (-self.decimals)
+
+
+@dataclass(frozen=True)
+class PublishedTable:
+    """A published accuracy table (the ``published:`` key): model name -> metric -> figure."""
+
+    models: Mapping[str, Mapping[str, PublishedValue]]
+    source: str = "published table"
+
+    def texts(self) -> dict[str, dict[str, str]]:
+        """The figures as written, ``{model: {metric: text}}`` (the form ``results.json`` records)."""
+        return {model: {k: v.text for k, v in figures.items()} for model, figures in self.models.items()}
 
 
 @dataclass(frozen=True)
@@ -125,9 +231,15 @@ class Config:
     metrics: MetricSpec = field(default_factory=MetricSpec)
     output: Path | None = None
     source: str = "<config>"
-    #: A published table to show beside the measured values (``{model: {metric: figure}}``), figures
-    #: kept as written so that their printed decimals survive.
-    published: Mapping[str, Mapping[str, str]] | None = None
+    #: The regression gate's thresholds (``gate:``; the built-in defaults when the config has none).
+    gate: GateSpec = DEFAULT_GATE_SPEC
+    #: A published table to show beside the measured values and to gate against (``published:``).
+    published: PublishedTable | None = None
+
+    @property
+    def reference_model(self) -> str:
+        """The model every other model is compared with: ``metrics.reference_model``, else the first."""
+        return self.metrics.reference_model or self.models[0].name
 
     def model(self, name: str) -> ModelSpec:
         """Return the model called ``name``."""
@@ -140,7 +252,7 @@ class Config:
 # --------------------------------------------------------------------------------------------- parsing
 
 #: Where reports go when neither the config nor --output says.
-DEFAULT_OUTPUT = "reports/evalkit"
+DEFAULT_OUTPUT = defaults.OUTPUT
 
 _TOP_KEYS = ("dataset", "models", "verifier", "runtime", "metrics", "output", "gate", "published")
 _DATASET_KEYS = ("root", "pairs", "limit")
@@ -166,7 +278,10 @@ class _Reader:
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            raise self.fail(key, f"expected a mapping, got {type(value).__name__}")
+            got = type(value).__name__
+            if not key:
+                raise InputError(f"{self.source}: expected a mapping at the top level, got {got}")
+            raise self.fail(key, f"expected a mapping, got {got}")
         for k in value:
             if not isinstance(k, str) or k not in allowed:
                 close = difflib.get_close_matches(str(k), allowed, n=1)
@@ -174,6 +289,22 @@ class _Reader:
                 where = f"{key}.{k}" if key else str(k)
                 raise self.fail(where, f"unknown key{hint}")
         return value
+
+    def unknown(self, key: str, name: object, valid: Sequence[str], what: str) -> InputError:
+        """``unknown WHAT; did you mean 'X'?`` for a name that is not one of ``valid``."""
+        close = difflib.get_close_matches(str(name), list(valid), n=1)
+        # Spelt-out names ('relative' for 'rel') are too long for difflib's ratio: match on the prefix.
+        close = close or [v for v in valid if str(name).startswith(v) or v.startswith(str(name))]
+        hint = f"; did you mean '{close[0]}'?" if close else f"; valid: {', '.join(valid)}"
+        return self.fail(key, f"unknown {what}{hint}")
+
+    def magnitude(self, value: Any, key: str) -> float:
+        """A finite number >= 0 (an allowance)."""
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise self.fail(key, f"expected a number >= 0, got {value!r}")
+        if value < 0:
+            raise self.fail(key, f"expected a number >= 0, got {value!r} (an allowance is a magnitude)")
+        return float(value)
 
     def string(self, value: Any, key: str) -> str:
         if not isinstance(value, str) or not value:
@@ -219,6 +350,110 @@ def _convention(r: _Reader, raw: Any, key: str, default: InputConvention) -> Inp
     )
 
 
+_ALLOWANCE_KEYS = ("abs", "rel")
+
+
+def parse_gate_config(raw: Any, source: str = "<config>") -> GateSpec:
+    """Validate a ``gate:`` mapping into a :class:`GateSpec`.
+
+    The mapping overrides the built-in defaults metric by metric; ``null`` (or ``false``) takes a metric out
+    of the gate::
+
+        gate: {psnr: {abs: 0.1}, is: {rel: 0.02}, fid: {rel: 0.02}, kid: null, ssim_wang: {abs: 0.005}}
+
+    Parameters
+    ----------
+    raw
+        The value of the ``gate`` key as read from YAML; ``None`` gives the defaults.
+    source
+        File name for the error messages.
+
+    Raises
+    ------
+    InputError
+        One line naming ``source`` and the key: an unknown metric (with the closest valid name), an unknown
+        allowance key, a negative or non-numeric allowance, a metric with neither ``abs`` nor ``rel``.
+    """
+    if raw is None:
+        return GateSpec(source=f"{source} (defaults)")
+    r = _Reader(source)
+    if not isinstance(raw, Mapping):
+        raise r.fail("gate", f"expected a mapping of metric -> {{abs, rel}}, got {type(raw).__name__}")
+    allowances = dict(DEFAULT_ALLOWANCES)
+    required = set()
+    for metric, value in raw.items():
+        key = f"gate.{metric}"
+        if not isinstance(metric, str) or metric not in METRICS_BY_KEY:
+            raise r.unknown(key, metric, tuple(METRICS_BY_KEY), "metric")
+        if value is None or value is False:
+            allowances.pop(metric, None)
+            continue
+        if not isinstance(value, Mapping):
+            raise r.fail(key, f"expected a mapping with 'abs' and/or 'rel', or null; got {value!r}")
+        for k in value:
+            if k not in _ALLOWANCE_KEYS:
+                raise r.unknown(f"{key}.{k}", k, _ALLOWANCE_KEYS, "allowance key")
+        if not value:
+            raise r.fail(key, "give 'abs' and/or 'rel' (or null to leave the metric out of the gate)")
+        allowances[metric] = Allowance(
+            absolute=None if value.get("abs") is None else r.magnitude(value["abs"], f"{key}.abs"),
+            relative=None if value.get("rel") is None else r.magnitude(value["rel"], f"{key}.rel"),
+        )
+        required.add(metric)
+    if not allowances:
+        raise r.fail("gate", "every metric is switched off: the gate would check nothing")
+    ordered = {m.key: allowances[m.key] for m in METRICS if m.key in allowances}
+    return GateSpec(allowances=MappingProxyType(ordered), source=source, required=frozenset(required))
+
+
+def _printed_decimals(value: int | float | str) -> int:
+    # A YAML float has lost its trailing zeros (0.340 -> 0.34); its shortest repr is what was printed
+    # unless the table padded with zeros. Quote the figure ("0.340") to keep them.
+    text = value.strip() if isinstance(value, str) else repr(value)
+    exponent = Decimal(text).as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def parse_published(raw: Any, source: str = "<config>") -> PublishedTable:
+    """Validate a ``published:`` mapping: ``{model: {metric: figure}}``.
+
+    Figures are numbers or numeric strings; the decimals they are written with set the rounding allowance
+    of :func:`evalkit.gate.compare_to_published` (quote a figure like ``"0.340"`` to keep a trailing zero).
+
+    Raises
+    ------
+    InputError
+        One line naming ``source`` and the key (unknown metric with the closest valid name, non-numbers).
+    """
+    r = _Reader(source)
+    if not isinstance(raw, Mapping) or not raw:
+        raise r.fail("published", "expected a mapping of model name -> {metric: published figure}")
+    models: dict[str, Mapping[str, PublishedValue]] = {}
+    for model, figures in raw.items():
+        key = f"published.{model}"
+        if not isinstance(model, str) or not model:
+            raise r.fail(key, "model names are non-empty strings")
+        if not isinstance(figures, Mapping) or not figures:
+            raise r.fail(key, f"expected a mapping of metric -> figure, got {figures!r}")
+        values: dict[str, PublishedValue] = {}
+        for metric, figure in figures.items():
+            mkey = f"{key}.{metric}"
+            if not isinstance(metric, str) or metric not in METRICS_BY_KEY:
+                raise r.unknown(mkey, metric, tuple(METRICS_BY_KEY), "metric")
+            if isinstance(figure, bool) or not isinstance(figure, int | float | str):
+                raise r.fail(mkey, f"expected a number, got {figure!r}")
+            try:
+                number = float(figure)
+                decimals = _printed_decimals(figure)
+            except (ValueError, InvalidOperation):
+                raise r.fail(mkey, f"expected a number, got {figure!r}") from None
+            if not math.isfinite(number):
+                raise r.fail(mkey, f"expected a finite number, got {figure!r}")
+            values[metric] = PublishedValue(number, decimals, str(figure))
+        models[model] = MappingProxyType(values)
+    return PublishedTable(models=MappingProxyType(models), source=source)
+
+
 def parse_config(raw: Any, source: str = "<config>") -> Config:
     """Validate a config mapping (as read from YAML) into a :class:`Config`.
 
@@ -229,13 +464,8 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
     """
     r = _Reader(source)
     top = r.mapping(raw, "", _TOP_KEYS)
-    # 'gate:' and 'published:' belong to evalkit.gate (`evalkit run --gate`, `evalkit gate --config`);
-    # checked here so that a bad threshold or figure fails when the config is read.
-    from evalkit.gate import parse_gate_config, parse_published
-
-    parse_gate_config(top.get("gate"), source)
-    if top.get("published") is not None:
-        parse_published(top["published"], source)
+    # Read first: a bad threshold or figure fails when the config is read, not after the inference.
+    gate, published = _gate_keys(top, source)
 
     ds = r.mapping(top.get("dataset"), "dataset", _DATASET_KEYS)
     dataset = DatasetSpec(
@@ -287,22 +517,29 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
         ),
         streams=r.positive_int(rt.get("streams"), "runtime.streams"),
         requests=r.positive_int(rt.get("requests"), "runtime.requests"),
-        reader_threads=r.positive_int(rt.get("reader_threads", 2), "runtime.reader_threads") or 2,
-        one_hot=r.choice(rt.get("one_hot", "graph"), "runtime.one_hot", ("graph", "host")),
+        reader_threads=r.positive_int(
+            rt.get("reader_threads", defaults.READER_THREADS), "runtime.reader_threads"
+        )
+        or defaults.READER_THREADS,
+        one_hot=r.choice(rt.get("one_hot", defaults.ONE_HOT), "runtime.one_hot", ("graph", "host")),
     )
 
     mt = r.mapping(top.get("metrics"), "metrics", _METRIC_KEYS)
     metrics = MetricSpec(
         ssim_constants=r.choice(
-            mt.get("ssim_constants", "reference"), "metrics.ssim_constants", ("reference", "reference-2020")
+            mt.get("ssim_constants", defaults.SSIM_CONSTANTS),
+            "metrics.ssim_constants",
+            ("reference", "reference-2020"),
         ),
-        fid_method=r.choice(mt.get("fid_method", "auto"), "metrics.fid_method", ("auto", "eigh", "sqrtm")),
-        profile=r.choice(mt.get("profile", "all"), "metrics.profile", ("reference", "all")),
+        fid_method=r.choice(
+            mt.get("fid_method", defaults.FID_METHOD), "metrics.fid_method", ("auto", "eigh", "sqrtm")
+        ),
+        profile=r.choice(mt.get("profile", defaults.METRIC_PROFILE), "metrics.profile", ("reference", "all")),
         reference_model=None
         if mt.get("reference_model") is None
         else r.choice(mt["reference_model"], "metrics.reference_model", tuple(m.name for m in models)),
-        bootstrap=r.non_negative_int(mt.get("bootstrap", 200), "metrics.bootstrap"),
-        seed=r.non_negative_int(mt.get("seed", 0), "metrics.seed"),
+        bootstrap=r.non_negative_int(mt.get("bootstrap", defaults.BOOTSTRAP), "metrics.bootstrap"),
+        seed=r.non_negative_int(mt.get("seed", defaults.SEED), "metrics.seed"),
     )
     return Config(
         models=tuple(models),
@@ -312,10 +549,16 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
         metrics=metrics,
         output=r.path(top.get("output") or DEFAULT_OUTPUT, "output"),
         source=source,
-        published=None
-        if top.get("published") is None
-        else {str(m): {str(k): str(v) for k, v in figs.items()} for m, figs in top["published"].items()},
+        gate=gate,
+        published=published,
     )
+
+
+def _gate_keys(top: Mapping[str, Any], source: str) -> tuple[GateSpec, PublishedTable | None]:
+    """The ``gate:`` and ``published:`` keys of a top-level mapping whose keys are already checked."""
+    gate = parse_gate_config(top.get("gate"), source)
+    published = None if top.get("published") is None else parse_published(top["published"], source)
+    return gate, published
 
 
 def bundled_config(name: str) -> Path:
@@ -335,23 +578,50 @@ def bundled_config(name: str) -> Path:
     return candidate
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a YAML config file."""
-    path = Path(path)
+def _read_yaml(path: Path, what: str) -> Any:
+    """The YAML document of ``path``; one-line errors naming the file (and the line of a syntax error)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InputError(f"{path}: config file not found") from None
+        raise InputError(f"{path}: {what} file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read config: {exc}") from None
+        raise InputError(f"{path}: cannot read {what}: {exc}") from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InputError(f"{path}{where}: invalid YAML: {problem}") from None
-    return parse_config(raw, source=str(path))
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    return parse_config(_read_yaml(path, "config"), source=str(path))
+
+
+def load_gate_file(path: str | Path) -> tuple[GateSpec, PublishedTable | None]:
+    """Read the ``gate:`` and ``published:`` keys of a YAML file (``evalkit gate --config``).
+
+    The file is a run config such as cocosnet.yaml, or one holding only those keys: its top-level keys
+    are checked (a misspelt ``gaet:`` would otherwise silently give the defaults), the run settings are
+    left to :func:`load_config`.
+
+    Returns
+    -------
+    tuple of GateSpec and PublishedTable or None
+        The thresholds (the defaults when there is no ``gate:`` key) and the published table, if any.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, invalid YAML, an unknown top-level key, or a problem in either key (one line
+        naming file and key).
+    """
+    path = Path(path)
+    top = _Reader(str(path)).mapping(_read_yaml(path, "gate config"), "", _TOP_KEYS)
+    return _gate_keys(top, str(path))
 
 
 # ------------------------------------------------------------------------------------------- overrides
@@ -478,10 +748,24 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             "ssim_constants": config.metrics.ssim_constants,
             "fid_method": config.metrics.fid_method,
             "profile": config.metrics.profile,
-            "reference_model": config.metrics.reference_model or config.models[0].name,
+            "reference_model": config.reference_model,
             "bootstrap": config.metrics.bootstrap,
             "seed": config.metrics.seed,
         },
         "output": p(config.output),
-        **({"published": {m: dict(f) for m, f in config.published.items()}} if config.published else {}),
+        **({"published": config.published.texts()} if config.published is not None else {}),
     }
+
+
+def config_from_dict(data: Mapping[str, Any], source: str = "<results>") -> Config:
+    """The :class:`Config` of a run read back from its JSON form (:func:`config_to_dict`'s output).
+
+    Raises
+    ------
+    InputError
+        One line naming ``source`` and the key, as :func:`parse_config`.
+    """
+    if not isinstance(data, Mapping):
+        raise InputError(f"{source}: expected a mapping, got {type(data).__name__}")
+    raw = {k: v for k, v in data.items() if k != "source"}
+    return parse_config(raw, source=str(data.get("source") or source))

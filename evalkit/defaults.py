@@ -1,7 +1,8 @@
-"""The reference method's fixed numbers, in one place.
+"""Every default in one place: the reference method's fixed numbers, then the defaults of the settings.
 
-Every value here comes from ``cocosnet-accuracy-method.md`` (the OMZ Accuracy Checker's cocosnet method).
-Changing one changes the published table; configurable settings live in :mod:`evalkit.config` instead.
+The first part comes from ``cocosnet-accuracy-method.md`` (the OMZ Accuracy Checker's cocosnet method):
+changing one changes the published table. The second part is what a config key or a command-line flag
+takes when it is not given; :mod:`evalkit.config`, the command line's help and the library read them here.
 """
 
 from __future__ import annotations
@@ -33,5 +34,30 @@ VERIFIER_FEATURE_DIM = 2048
 INFERENCE_PRECISION = "f32"
 DEVICE = "CPU"
 
-#: Pairs of each kind (largest PSNR drop, random) in the report's gallery.
+# ------------------------------------------------------------------- defaults of configurable settings
+
+#: ``output``: where reports go when neither the config nor ``--output`` says (relative to the cwd).
+OUTPUT = "reports/evalkit"
+#: ``runtime.reader_threads``: threads reading and preprocessing pairs ahead of inference.
+READER_THREADS = 2
+#: ``runtime.one_hot``: label maps expanded to one-hot inside the model graph ("graph") or by NumPy.
+ONE_HOT = "graph"
+#: ``metrics.ssim_constants``: the reference tool's SSIM constants.
+SSIM_CONSTANTS = "reference"
+#: ``metrics.fid_method``: how FID's matrix square root is taken ("auto": chosen by the feature counts).
+FID_METHOD = "auto"
+#: ``metrics.profile`` (``--metrics``): "all" adds the extended table and the paired comparison.
+METRIC_PROFILE = "all"
+#: ``metrics.bootstrap`` (``--bootstrap``): resamples of the paired comparison's intervals (0 = off).
+BOOTSTRAP = 200
+#: ``metrics.seed``: seed of the bootstrap, KID's subsets, the extended IS splits and the gallery.
+SEED = 0
+
+#: ``--gallery-pairs``: pairs of each kind (largest PSNR drop, random) in the report's gallery.
 GALLERY_PAIRS = 4
+#: ``--shard-size``: consecutive pairs per Dask task.
+SHARD_SIZE = 16
+#: ``evalkit demo --output``: not tracked by git (the committed example report is ``reports/demo/``).
+DEMO_OUTPUT = "evalkit-demo"
+#: ``evalkit demo --pairs``: synthetic pairs.
+DEMO_PAIRS = 32

@@ -1,100 +1,148 @@
 """The typed record of a run and its JSON form: the contract between evaluation, reports and the gate.
 
-``results.json`` holds metric values as JSON numbers only: a value that is undefined (e.g. a PSNR mean
-when every image is identical to its ground truth) is written as ``null``, never as NaN or Infinity.
+``results.json`` is :meth:`RunResult.to_dict` written as strict JSON; :func:`load_results` reads it back with
+:meth:`RunResult.from_dict`. Its layout (``schema_version`` :data:`SCHEMA_VERSION`):
+
+- ``schema_version``, ``evalkit_version``;
+- ``config``: the resolved config (:func:`evalkit.config.config_to_dict`);
+- ``dataset``: ``root``, ``pairs``, ``n_pairs`` (evaluated), ``pairs_sha256``, ``n_listed``;
+- ``skipped``: ``[{pair_id, line, reason}]`` (``--on-error skip``);
+- ``models.NAME``: ``label``, ``path``, ``sha256``, ``metrics`` (the keys of
+  :func:`evalkit.metrics.registry.result_keys`: ``psnr``, ``ssim``, ``is``, ``fid``, ``psnr_std``,
+  ``ssim_std``, ``psnr_identical``, then the extended ones), ``n`` and ``samples`` (``[{pair_id, psnr,
+  ssim, ...}]``, the per-image metrics);
+- ``verifier``: ``path``, ``sha256``; ``environment`` (library versions, CPU, date); ``timings``;
+- ``comparison`` (``metrics.profile: all`` with two models or more): ``reference_model``, ``bootstrap``,
+  ``seed``, ``confidence`` and ``models.NAME.METRIC`` = the paired difference's fields and its sentence;
+- ``gate`` (``run --gate``): the gate's verdicts.
+
+A value that is undefined (e.g. a PSNR mean when every image is identical to its ground truth) is written as
+``null``, never as NaN or Infinity; a per-image PSNR is ``null`` exactly when it is infinite.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Literal
 
+from evalkit.config import Allowance, Config, GateSpec, config_from_dict, config_to_dict
 from evalkit.errors import InputError
+from evalkit.fileio import finite_or_none, write_text_atomic
+from evalkit.metrics.registry import METRICS_BY_KEY, metrics_of, per_image_metrics, result_keys
+from evalkit.stats.comparison import PairedDelta, SetDelta
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Comparison",
+    "ComparisonEntry",
+    "DatasetInfo",
+    "GateReport",
+    "GateRow",
+    "ModelMetrics",
+    "ModelResult",
+    "RunResult",
+    "SampleScores",
+    "SkippedPair",
+    "VerifierInfo",
+    "load_results",
+    "save_results",
+    "write_text_atomic",
+]
+
+#: Version of the layout of ``results.json``. Bump it when a key changes name, place or meaning; files of
+#: another version are refused by :func:`load_results` with a clear message.
+SCHEMA_VERSION = 1
+
+#: Python attribute name -> results key, for metrics and their statistics (``inception_score`` -> ``is``).
+_ATTRIBUTES: Mapping[str, str] = {m.identifier: m.key for m in METRICS_BY_KEY.values()}
+
+
+def _lookup(values: Mapping[str, Any], name: str, owner: str) -> Any:
+    key = _ATTRIBUTES.get(name, name)
+    try:
+        return values[key]
+    except KeyError:
+        raise AttributeError(f"{owner} has no metric {name!r} (has: {', '.join(values)})") from None
 
 
 @dataclass(frozen=True)
 class SampleScores:
-    """Per-pair scores of one model. PSNRs are ``inf`` when the output equals the ground truth.
+    """Per-pair scores of one model: per-image metric key -> value, as the registry declares them.
 
-    ``ssim_wang`` and ``psnr_rgb`` (the extended metrics) are ``None`` in a ``--metrics reference`` run.
+    PSNRs are ``inf`` when the output equals the ground truth. A ``--metrics reference`` run has the
+    reference metrics only. Values read as attributes too (``scores.psnr``, ``scores.ssim_wang``).
     """
 
     pair_id: str
-    psnr: float
-    ssim: float
-    ssim_wang: float | None = None
-    psnr_rgb: float | None = None
+    values: Mapping[str, float]
+
+    def __getattr__(self, name: str) -> float:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _lookup(self.values, name, f"sample {self.pair_id}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pair_id": self.pair_id, **{k: finite_or_none(v) for k, v in self.values.items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SampleScores:
+        values = {}
+        for m in per_image_metrics(extended=True):
+            if m.key in d:
+                # null is an infinite value for a finite-mean metric (PSNR of an identical image)
+                values[m.key] = _float(d[m.key], none=math.inf if m.finite_mean else math.nan)
+        return cls(pair_id=d["pair_id"], values=values)
 
 
 @dataclass(frozen=True)
 class ModelMetrics:
-    """The reference table's four metrics for one model, plus their spreads.
+    """One model's summary metrics: results key -> value (NaN when undefined), in results.json order.
 
-    ``psnr`` and ``psnr_std`` are over the finite per-image values; ``psnr_identical`` counts the
-    images identical to their ground truth (infinite PSNR).
+    The keys are :func:`evalkit.metrics.registry.result_keys`: every metric of the run's profile and the
+    statistics that go with them (``psnr_std``, ``psnr_identical``, ``kid_std``, ...). ``psnr`` and
+    ``psnr_std`` are over the finite per-image values; ``psnr_identical`` counts the images identical to
+    their ground truth. Values read as attributes too (``metrics.fid``, ``metrics.inception_score``).
     """
 
-    psnr: float
-    ssim: float
-    inception_score: float
-    fid: float
-    psnr_std: float
-    ssim_std: float
-    psnr_identical: int
-    extended: ExtendedMetrics | None = None
+    values: Mapping[str, float]
+
+    def __getattr__(self, name: str) -> float:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _lookup(self.values, name, "metrics")
+
+    def get(self, key: str) -> float | None:
+        """The value of results key ``key``, ``None`` when the run did not compute it."""
+        return self.values.get(key)
+
+    @property
+    def has_extended(self) -> bool:
+        """Whether the extended metrics were computed (``metrics.profile: all``)."""
+        return all(m.key in self.values for m in metrics_of("extended"))
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "psnr": _num(self.psnr),
-            "ssim": _num(self.ssim),
-            "is": _num(self.inception_score),
-            "fid": _num(self.fid),
-            "psnr_std": _num(self.psnr_std),
-            "ssim_std": _num(self.ssim_std),
-            "psnr_identical": int(self.psnr_identical),
-        }
-        if self.extended is not None:
-            out.update({k: _num(v) for k, v in vars(self.extended).items()})
+        out: dict[str, Any] = {}
+        for key in result_keys(self.has_extended):
+            value = self.values[key]
+            out[key] = int(value) if _is_count(key) else finite_or_none(value)
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelMetrics:
-        has_extended = all(k in d for k in EXTENDED_KEYS)
-        return cls(
-            psnr=_float(d["psnr"]),
-            ssim=_float(d["ssim"]),
-            inception_score=_float(d["is"]),
-            fid=_float(d["fid"]),
-            psnr_std=_float(d["psnr_std"]),
-            ssim_std=_float(d["ssim_std"]),
-            psnr_identical=int(d["psnr_identical"]),
-            extended=ExtendedMetrics(**{k: _float(d[k]) for k in EXTENDED_KEYS}) if has_extended else None,
-        )
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelMetrics:
+        extended = all(m.key in d for m in metrics_of("extended"))
+        values: dict[str, float] = {}
+        for key in result_keys(extended):
+            values[key] = int(d[key]) if _is_count(key) else _float(d[key])
+        return cls(values=values)
 
 
-@dataclass(frozen=True)
-class ExtendedMetrics:
-    """Metrics beyond the reference, named so that nobody confuses them with the reference columns.
-
-    ``ssim_wang``: Wang et al.'s windowed SSIM (scikit-image, Gaussian sigma 1.5); ``psnr_rgb``: standard
-    PSNR over the RGB values (mean over finite values); ``is_10``/``is_10_std``: IS over 10 seeded splits
-    (NaN when N < 10); ``kid``/``kid_std``: KID, mean and std over seeded subsets.
-    """
-
-    ssim_wang: float
-    psnr_rgb: float
-    is_10: float
-    is_10_std: float
-    kid: float
-    kid_std: float
-
-
-EXTENDED_KEYS = ("ssim_wang", "psnr_rgb", "is_10", "is_10_std", "kid", "kid_std")
+def _is_count(key: str) -> bool:
+    return any(m.inf_count_key == key for m in METRICS_BY_KEY.values())
 
 
 @dataclass(frozen=True)
@@ -108,6 +156,28 @@ class ModelResult:
     metrics: ModelMetrics
     n: int
     samples: tuple[SampleScores, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "path": self.path,
+            "sha256": self.sha256,
+            "metrics": self.metrics.to_dict(),
+            "n": self.n,
+            "samples": [s.to_dict() for s in self.samples],
+        }
+
+    @classmethod
+    def from_dict(cls, name: str, d: Mapping[str, Any]) -> ModelResult:
+        return cls(
+            name=name,
+            label=d["label"],
+            path=d["path"],
+            sha256=d["sha256"],
+            metrics=ModelMetrics.from_dict(d["metrics"]),
+            n=int(d["n"]),
+            samples=tuple(SampleScores.from_dict(s) for s in d.get("samples", [])),
+        )
 
 
 @dataclass(frozen=True)
@@ -138,118 +208,148 @@ class VerifierInfo:
 
 
 @dataclass(frozen=True)
+class ComparisonEntry:
+    """One candidate model against the reference model on one metric: the difference and its sentence."""
+
+    delta: PairedDelta | SetDelta
+    sentence: str
+
+    @property
+    def value(self) -> float:
+        """Candidate minus reference (the mean per-pair difference for a per-image metric)."""
+        return self.delta.mean_delta if isinstance(self.delta, PairedDelta) else self.delta.delta
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """The confidence interval of the difference, ``None`` when none was computed."""
+        low, high = self.delta.ci_low, self.delta.ci_high
+        return (low, high) if math.isfinite(low) and math.isfinite(high) else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _plain(v) for k, v in asdict(self.delta).items()} | {"sentence": self.sentence}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ComparisonEntry:
+        fields = {k: v for k, v in d.items() if k != "sentence"}
+        for k in ("ci_low", "ci_high", "mean_delta", "delta", "reference_value", "candidate_value"):
+            if k in fields:
+                fields[k] = _float(fields[k])
+        delta = PairedDelta(**fields) if "mean_delta" in fields else SetDelta(**fields)
+        return cls(delta=delta, sentence=d["sentence"])
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The paired comparison of every model with ``reference_model`` (``models[name][metric]``)."""
+
+    reference_model: str
+    bootstrap: int
+    seed: int
+    confidence: float
+    models: Mapping[str, Mapping[str, ComparisonEntry]]
+
+    def entry(self, model: str, metric: str) -> ComparisonEntry | None:
+        """The entry of ``model`` on results key ``metric``, ``None`` when not compared."""
+        return self.models.get(model, {}).get(metric)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference_model": self.reference_model,
+            "bootstrap": self.bootstrap,
+            "seed": self.seed,
+            "confidence": self.confidence,
+            "models": {
+                name: {key: e.to_dict() for key, e in entries.items()}
+                for name, entries in self.models.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Comparison:
+        return cls(
+            reference_model=d["reference_model"],
+            bootstrap=int(d["bootstrap"]),
+            seed=int(d["seed"]),
+            confidence=float(d["confidence"]),
+            models={
+                name: {key: ComparisonEntry.from_dict(e) for key, e in entries.items()}
+                for name, entries in d["models"].items()
+            },
+        )
+
+
+@dataclass(frozen=True)
 class RunResult:
-    """A whole run. ``models`` keeps the config's order; the first model is the comparison baseline."""
+    """A whole run. ``models`` keeps the config's order; comparisons are against
+    :attr:`reference_model` (``metrics.reference_model``, default the first model)."""
 
     evalkit_version: str
-    config: dict[str, Any]
+    config: Config
     dataset: DatasetInfo
     models: dict[str, ModelResult]
     verifier: VerifierInfo
     environment: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
-    comparison: dict[str, Any] | None = None
+    comparison: Comparison | None = None
     skipped: tuple[SkippedPair, ...] = ()
-    gate: dict[str, Any] | None = None
+    gate: GateReport | None = None  #: the gate's verdicts, when ``run --gate`` was used
+
+    @property
+    def reference_model(self) -> str:
+        """The model every other model is compared with (the one place this is resolved)."""
+        return self.config.reference_model
+
+    @property
+    def has_extended(self) -> bool:
+        """Whether every model has the extended metrics (not a ``--metrics reference`` run)."""
+        return all(m.metrics.has_extended for m in self.models.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "schema_version": SCHEMA_VERSION,
             "evalkit_version": self.evalkit_version,
-            "config": self.config,
+            "config": config_to_dict(self.config),
             "dataset": {**vars(self.dataset), "n_listed": self.dataset.n_listed or self.dataset.n_pairs},
             "skipped": [vars(s).copy() for s in self.skipped],
-            "models": {
-                name: {
-                    "label": m.label,
-                    "path": m.path,
-                    "sha256": m.sha256,
-                    "metrics": m.metrics.to_dict(),
-                    "n": m.n,
-                    "samples": [_sample_dict(s) for s in m.samples],
-                }
-                for name, m in self.models.items()
-            },
+            "models": {name: m.to_dict() for name, m in self.models.items()},
             "verifier": vars(self.verifier).copy(),
             "environment": self.environment,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
-            **({"comparison": self.comparison} if self.comparison is not None else {}),
-            **({"gate": self.gate} if self.gate is not None else {}),
+            **({"comparison": self.comparison.to_dict()} if self.comparison is not None else {}),
+            **({"gate": self.gate.to_dict()} if self.gate is not None else {}),
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunResult:
-        models = {}
-        for name, m in d["models"].items():
-            samples = tuple(
-                SampleScores(
-                    pair_id=s["pair_id"],
-                    psnr=_psnr(s["psnr"]),
-                    ssim=_float(s["ssim"]),
-                    ssim_wang=None if "ssim_wang" not in s else _float(s["ssim_wang"]),
-                    psnr_rgb=None if "psnr_rgb" not in s else _psnr(s["psnr_rgb"]),
-                )
-                for s in m.get("samples", [])
-            )
-            models[name] = ModelResult(
-                name=name,
-                label=m["label"],
-                path=m["path"],
-                sha256=m["sha256"],
-                metrics=ModelMetrics.from_dict(m["metrics"]),
-                n=int(m["n"]),
-                samples=samples,
+    def from_dict(cls, d: Mapping[str, Any], source: str = "<results>") -> RunResult:
+        version = d.get("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise InputError(
+                f"{source}: results schema_version {version!r} is not the one this evalkit reads "
+                f"({SCHEMA_VERSION}); use the evalkit version that wrote it ({d.get('evalkit_version', '?')})"
             )
         return cls(
             evalkit_version=d["evalkit_version"],
-            config=d["config"],
+            config=config_from_dict(d["config"], source=f"{source}: config"),
             dataset=DatasetInfo(**d["dataset"]),
-            models=models,
+            models={name: ModelResult.from_dict(name, m) for name, m in d["models"].items()},
             verifier=VerifierInfo(**d["verifier"]),
             environment=d.get("environment", {}),
             timings=d.get("timings", {}),
-            comparison=d.get("comparison"),
+            comparison=Comparison.from_dict(d["comparison"]) if d.get("comparison") else None,
             skipped=tuple(SkippedPair(**s) for s in d.get("skipped", [])),
-            gate=d.get("gate"),
+            gate=GateReport.from_dict(d["gate"]) if d.get("gate") else None,
         )
 
 
-def _sample_dict(s: SampleScores) -> dict[str, Any]:
-    # A per-image PSNR is null exactly when it is infinite (the output equals the ground truth).
-    out: dict[str, Any] = {"pair_id": s.pair_id, "psnr": _num(s.psnr), "ssim": _num(s.ssim)}
-    if s.ssim_wang is not None:
-        out["ssim_wang"] = _num(s.ssim_wang)
-    if s.psnr_rgb is not None:
-        out["psnr_rgb"] = _num(s.psnr_rgb)
-    return out
+def _plain(value: Any) -> Any:
+    # JSON numbers only: NaN (e.g. no interval when the bootstrap is off) becomes null.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
-def _psnr(x: float | None) -> float:
-    return math.inf if x is None else float(x)
-
-
-def _num(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
-
-
-def _float(x: float | None) -> float:
-    return math.nan if x is None else float(x)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        # mkstemp makes the file private (0600); reports are for sharing, so give them the usual mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _float(x: float | None, none: float = math.nan) -> float:
+    return none if x is None else float(x)
 
 
 def save_results(result: RunResult, path: Path) -> None:
@@ -258,13 +358,185 @@ def save_results(result: RunResult, path: Path) -> None:
 
 
 def load_results(path: Path) -> RunResult:
-    """Read a ``results.json`` written by :func:`save_results`."""
+    """Read a ``results.json`` written by :func:`save_results`.
+
+    Raises
+    ------
+    InputError
+        The file is missing, not JSON, of another ``schema_version``, or not an evalkit results file.
+    """
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return RunResult.from_dict(data)
+        if not isinstance(data, Mapping):
+            raise TypeError("top level")
+        return RunResult.from_dict(data, source=str(path))
     except FileNotFoundError:
         raise InputError(f"{path}: results file not found") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{path}: not an evalkit results file (missing or wrong key {exc})") from None
+
+
+# ------------------------------------------------------------------------------------- the gate's outcome
+# What `evalkit gate` and `run --gate` decided (evalkit.gate.engine makes these records; evalkit.report.gate
+# renders them). Here because results.json's ``gate`` section is their JSON form.
+
+Verdict = Literal["PASS", "FAIL", "N/A"]
+Noise = Literal["yes", "no", "unknown"]
+GateKind = Literal["within-run", "runs", "published"]
+
+
+@dataclass(frozen=True)
+class GateRow:
+    """One checked (model, metric).
+
+    Attributes
+    ----------
+    model, baseline_model : str
+        The candidate model and what it is compared with (a model name, or ``published``).
+    metric : str
+        Metric key (``psnr``, ``fid``, ...).
+    value, baseline : float
+        Candidate and baseline values; NaN when undefined.
+    delta : float
+        ``value - baseline`` (NaN when either is undefined).
+    allowance : float
+        The allowed worsening for this baseline (a magnitude, >= 0).
+    higher_is_better : bool
+        The metric's direction.
+    verdict : {"PASS", "FAIL", "N/A"}
+        ``N/A``: undefined in both or in the baseline; not a failure.
+    outside_noise : {"yes", "no", "unknown"}
+        Whether the paired bootstrap interval of the difference excludes 0 (``unknown`` without one).
+    reason : str
+        Why a row is ``N/A``, or failed because a value is undefined; empty otherwise.
+    """
+
+    model: str
+    baseline_model: str
+    metric: str
+    value: float
+    baseline: float
+    delta: float
+    allowance: float
+    higher_is_better: bool
+    verdict: Verdict
+    outside_noise: Noise = "unknown"
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as strict-JSON data (undefined values are ``null``)."""
+        return {
+            "model": self.model,
+            "baseline_model": self.baseline_model,
+            "metric": self.metric,
+            "value": finite_or_none(self.value),
+            "baseline": finite_or_none(self.baseline),
+            "delta": finite_or_none(self.delta),
+            "allowance": finite_or_none(self.allowance),
+            "higher_is_better": self.higher_is_better,
+            "verdict": self.verdict,
+            "outside_noise": self.outside_noise,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GateRow:
+        """Rebuild a row from :meth:`to_dict`'s output."""
+        return cls(
+            model=d["model"],
+            baseline_model=d["baseline_model"],
+            metric=d["metric"],
+            value=_float(d["value"]),
+            baseline=_float(d["baseline"]),
+            delta=_float(d["delta"]),
+            allowance=_float(d["allowance"]),
+            higher_is_better=bool(d["higher_is_better"]),
+            verdict=d["verdict"],
+            outside_noise=d.get("outside_noise", "unknown"),
+            reason=d.get("reason", ""),
+        )
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """The outcome of a gate: its rows, what was compared with what, and notes for the reader.
+
+    Attributes
+    ----------
+    kind : {"within-run", "runs", "published"}
+        Which comparison made it.
+    baseline, candidate : str
+        What was compared (for the reports).
+    spec : GateSpec
+        The thresholds used.
+    rows : tuple of GateRow
+        One per (model, metric), models then metrics in table order.
+    notes : tuple of str
+        Metrics skipped and why, settings that differ without being refused, and the like.
+    """
+
+    kind: GateKind
+    baseline: str
+    candidate: str
+    spec: GateSpec
+    rows: tuple[GateRow, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        """True when no row failed."""
+        return all(row.verdict != "FAIL" for row in self.rows)
+
+    @property
+    def failures(self) -> tuple[GateRow, ...]:
+        """The failed rows."""
+        return tuple(row for row in self.rows if row.verdict == "FAIL")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The gate as strict-JSON data (``results.json``'s ``gate`` section; undefined values are null)."""
+        return {
+            "passed": self.passed,
+            "kind": self.kind,
+            "baseline": self.baseline,
+            "candidate": self.candidate,
+            "thresholds": {
+                "source": self.spec.source,
+                "metrics": {
+                    m: {"abs": a.absolute, "rel": a.relative} for m, a in self.spec.allowances.items()
+                },
+                "required": sorted(self.spec.required),
+            },
+            "rows": [row.to_dict() for row in self.rows],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateReport:
+        """Rebuild a report from :meth:`to_dict`'s output (to re-render a saved gate).
+
+        Raises
+        ------
+        InputError
+            The data is not a gate section.
+        """
+        try:
+            thresholds = data["thresholds"]
+            spec = GateSpec(
+                allowances=MappingProxyType(
+                    {m: Allowance(a.get("abs"), a.get("rel")) for m, a in thresholds["metrics"].items()}
+                ),
+                source=thresholds["source"],
+                required=frozenset(thresholds.get("required", ())),
+            )
+            return cls(
+                kind=data["kind"],
+                baseline=data["baseline"],
+                candidate=data["candidate"],
+                spec=spec,
+                rows=tuple(GateRow.from_dict(r) for r in data["rows"]),
+                notes=tuple(data.get("notes", ())),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"not an evalkit gate section (missing or wrong key {exc})") from None

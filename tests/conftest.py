@@ -1,7 +1,14 @@
-"""Shared fixtures: paths to the committed fixture and to ../shared (present in the dev checkout and CI)."""
+"""Shared fixtures: the stand-in models and synthetic data sets (built once per test run, in pytest's
+temporary folder), paths to the committed fixture and to ../shared (present in the dev checkout and CI).
+
+Nothing here writes into the checkout: every test runs with ``EVALKIT_CACHE_DIR`` in a temporary folder,
+and :func:`standin_config` leaves ``output`` unset, so a run journals nowhere unless a test gives a folder.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -34,8 +41,37 @@ def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory):
         os.environ["EVALKIT_CACHE_DIR"] = old
 
 
+@pytest.fixture(scope="session")
+def standins(tmp_path_factory: pytest.TempPathFactory):
+    """The stand-in models (seed 0: ``original``, ``original_baked``, ``converted``, ``verifier``), built once
+    per test run. Read-only for tests: one that needs a broken model writes its own copy."""
+    from evalkit.demo.models import save_standins
+
+    return save_standins(tmp_path_factory.mktemp("standins"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., object]:
+    """``synthetic_data(n_pairs, sizes=None, seed=0)``: a synthetic ADE20k tree and its pairs file, built
+    once per test run and set of parameters. Shared: a test that breaks a file copies the tree first (or
+    puts the file back)."""
+    from evalkit.demo.dataset import build_synthetic_ade20k
+
+    built: dict[tuple, object] = {}
+
+    def build(n_pairs: int, sizes: Sequence[tuple[int, int]] | None = None, seed: int = 0):
+        key = (n_pairs, None if sizes is None else tuple(tuple(s) for s in sizes), seed)
+        if key not in built:
+            folder = tmp_path_factory.mktemp(f"data-{n_pairs}")
+            built[key] = build_synthetic_ade20k(folder, n_pairs=n_pairs, sizes=sizes, seed=seed)
+        return built[key]
+
+    return build
+
+
 def standin_config(standins, root: Path, pairs: Path):
-    """The demo config with the stand-ins (``original``, ``converted``, verifier) and a data set filled in."""
+    """The demo config with the stand-ins (``original``, ``converted``, verifier) and a data set filled in;
+    ``output`` unset (a run journals only where a test says, never into the checkout)."""
     from evalkit import config as cfg
 
     overrides = cfg.Overrides(
@@ -44,4 +80,5 @@ def standin_config(standins, root: Path, pairs: Path):
         models={"original": standins.original, "converted": standins.converted},
         verifier=standins.verifier,
     )
-    return cfg.apply_overrides(cfg.load_config(cfg.bundled_config("demo.yaml")), overrides)
+    config = cfg.apply_overrides(cfg.load_config(cfg.bundled_config("demo.yaml")), overrides)
+    return replace(config, output=None)

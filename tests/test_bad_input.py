@@ -15,22 +15,15 @@ from PIL import Image
 
 import evalkit
 from evalkit.config import bundled_config, load_config
-from evalkit.demo.dataset import build_synthetic_ade20k
-from evalkit.demo.models import save_standins
 from evalkit.errors import InputError
 
 SIZES = [(96, 128), (128, 96), (80, 80)]
 
 
-@pytest.fixture(scope="module")
-def standins(tmp_path_factory: pytest.TempPathFactory):
-    return save_standins(tmp_path_factory.mktemp("standins"))
-
-
 @pytest.fixture
-def data(tmp_path: Path):
-    """A fresh small data set per test, so each test may break it."""
-    built = build_synthetic_ade20k(tmp_path / "build", n_pairs=4, sizes=SIZES)
+def data(synthetic_data, tmp_path: Path):
+    """A fresh copy of a small data set per test, so each test may break it."""
+    built = synthetic_data(4, SIZES)
     copy = tmp_path / "data"
     shutil.copytree(built.root.parent, copy)
     return copy / "ADEChallengeData2016", copy / built.pairs.name

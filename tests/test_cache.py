@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from dataclasses import replace
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +14,6 @@ from conftest import standin_config
 
 from evalkit import config as cfg
 from evalkit.data.ade20k import read_pairs
-from evalkit.demo.dataset import build_synthetic_ade20k
-from evalkit.demo.models import save_standins
 from evalkit.execution.cache import (
     CACHE_ENV,
     FeatureCache,
@@ -26,7 +24,8 @@ from evalkit.execution.cache import (
 from evalkit.execution.inprocess import Executor, InProcessExecutor, SequentialExecutor
 from evalkit.execution.journal import PairRecord
 from evalkit.execution.pipeline import run
-from evalkit.runtime.core import make_core
+from evalkit.runtime.core import compile_model, make_core
+from evalkit.runtime.translator import read_translator_model
 from evalkit.runtime.verifier import Verifier, VerifierOutput, load_verifier
 
 SIZES = [(96, 128), (128, 96), (80, 80), (120, 160)]
@@ -34,13 +33,8 @@ N_PAIRS = 8
 
 
 @pytest.fixture(scope="module")
-def standins(tmp_path_factory: pytest.TempPathFactory):
-    return save_standins(tmp_path_factory.mktemp("standins"))
-
-
-@pytest.fixture(scope="module")
-def config(standins, tmp_path_factory: pytest.TempPathFactory) -> cfg.Config:
-    data = build_synthetic_ade20k(tmp_path_factory.mktemp("data"), n_pairs=N_PAIRS, sizes=SIZES)
+def config(standins, synthetic_data) -> cfg.Config:
+    data = synthetic_data(N_PAIRS, SIZES)
     return standin_config(standins, data.root, data.pairs)
 
 
@@ -152,13 +146,14 @@ def test_key_changes_with_verifier_convention_layout_size_and_image(standins, co
     verifier = load_verifier(make_core(), config.verifier, config.runtime)
     base = VerifierIdentity.of(verifier, config.runtime)
     assert base.model_sha256 == VerifierIdentity.of(verifier, config.runtime).model_sha256
+    pre = base.preprocessing
     variants = [
         replace(base, model_sha256="0" * 64),
-        replace(base, color_order="RGB"),
-        replace(base, mean=127.5),
-        replace(base, scale=127.5),
-        replace(base, layout="NHWC"),
-        replace(base, size=(300, 300)),
+        replace(base, preprocessing=replace(pre, convention=replace(pre.convention, color_order="RGB"))),
+        replace(base, preprocessing=replace(pre, convention=replace(pre.convention, mean=127.5))),
+        replace(base, preprocessing=replace(pre, convention=replace(pre.convention, scale=127.5))),
+        replace(base, preprocessing=replace(pre, layout="NHWC")),
+        replace(base, preprocessing=replace(pre, size=(300, 300))),
         replace(base, features_output="other"),
         replace(base, inference_precision="bf16"),
         replace(base, libraries={**base.libraries, "pillow": "0.0"}),
@@ -167,8 +162,93 @@ def test_key_changes_with_verifier_convention_layout_size_and_image(standins, co
     assert len(keys) == len(variants) + 1
     assert FeatureCache.key(base, "a" * 64) != FeatureCache.key(base, "b" * 64)
     assert FeatureCache.key(base, "a" * 64) == FeatureCache.key(base.digest(), "a" * 64)
+    # a verifier loaded with another convention in the config: another key
     other = replace(config.verifier, input=replace(config.verifier.input, mean=1.0))
-    assert VerifierIdentity.of(replace(verifier, spec=other), config.runtime).digest() != base.digest()
+    reloaded = load_verifier(make_core(), other, config.runtime)
+    assert VerifierIdentity.of(reloaded, config.runtime, base.model_sha256).digest() != base.digest()
+
+
+def _changed(value: object) -> object:
+    # another value of the same kind, for any preprocessing parameter
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if isinstance(value, str):  # the other colour order or layout, else any other text
+        return {"BGR": "RGB", "RGB": "BGR", "NCHW": "NHWC", "NHWC": "NCHW"}.get(value, value + "x")
+    if isinstance(value, tuple):
+        return tuple(v + 1 for v in value)
+    raise AssertionError(f"no variant for {value!r}: teach _changed the new parameter's type")
+
+
+def _parameter_variants(obj: object) -> list[tuple[str, object]]:
+    """(name, obj with that one parameter changed) for every leaf value of a nested frozen dataclass."""
+    out: list[tuple[str, object]] = []
+    for f in fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, f.name)
+        if is_dataclass(value):
+            inner = _parameter_variants(value)
+            out += [(f"{f.name}.{name}", replace(obj, **{f.name: v})) for name, v in inner]  # type: ignore[type-var]
+        else:
+            out.append((f.name, replace(obj, **{f.name: _changed(value)})))  # type: ignore[type-var]
+    return out
+
+
+def test_every_preprocessing_parameter_is_in_the_key(config: cfg.Config) -> None:
+    # The key is built from the very object that prepares the verifier's input: each of its values, also
+    # one added later, changes the key (no hand-written description to keep in step with the code).
+    verifier = load_verifier(make_core(), config.verifier, config.runtime)
+    base = VerifierIdentity.of(verifier, config.runtime)
+    variants = _parameter_variants(base.preprocessing)
+    names = [name for name, _ in variants]
+    expected = {"size", "layout", "convention.color_order", "convention.mean", "convention.scale"}
+    assert expected | {"interpolation"} <= set(names)
+    key = FeatureCache.key(base, "a" * 64)
+    for name, pre in variants:
+        assert FeatureCache.key(replace(base, preprocessing=pre), "a" * 64) != key, name
+    # ... and they are what Verifier.feed applies: a changed value changes the verifier's input
+    rgb = np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    fed = verifier.feed(rgb)
+    for name, pre in variants:
+        assert not np.array_equal(
+            next(iter(replace(verifier, preprocessing=pre).feed(rgb).values())), next(iter(fed.values()))
+        ), name
+
+
+def test_a_cached_compile_gives_the_same_bits_and_is_reused(config: cfg.Config, tmp_path: Path) -> None:
+    # OpenVINO's compiled-model cache: the first compile writes a blob, the second imports it; the outputs
+    # of fresh, cold-cache and warm-cache compilations are identical, in both compile modes.
+    assert config.dataset.pairs is not None
+    pairs = read_pairs(config.dataset.pairs)
+    fresh = records_of(SequentialExecutor(), config)
+    blobs = tmp_path / "ov-compiled"
+    cold = records_of(SequentialExecutor(compiled_cache=blobs), config)
+    written = sorted(blobs.glob("*.blob"))
+    assert len(written) == len(config.models) + 1  # each translation model and the verifier
+    mtimes = [b.stat().st_mtime_ns for b in written]
+    warm = records_of(SequentialExecutor(compiled_cache=blobs), config)
+    assert sorted(blobs.glob("*.blob")) == written and [b.stat().st_mtime_ns for b in written] == mtimes
+    # OpenVINO keys a blob on the properties that change the compiled graph, not on streams or threads: the
+    # pipelined executor imports the same blobs and sets its own streams
+    pipelined = records_of(InProcessExecutor(compiled_cache=blobs), config)
+    assert same(cold, fresh) and same(warm, fresh) and same(pipelined, fresh)
+    assert len(fresh) == len(pairs)
+    core = make_core()
+    model, _ = read_translator_model(core, config.models[0])
+    runtime = replace(config.runtime, streams=2)
+    plain = compile_model(core, model, runtime, blobs, mode="throughput")
+    compile_model(core, model, runtime, blobs, mode="latency", cache_dir=blobs)  # writes the blob
+    imported = compile_model(core, model, runtime, blobs, mode="throughput", cache_dir=blobs)
+    for name in ("NUM_STREAMS", "INFERENCE_NUM_THREADS", "INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT"):
+        assert imported.get_property(name) == plain.get_property(name), name
+    assert imported.get_property("LOADED_FROM_CACHE") and not plain.get_property("LOADED_FROM_CACHE")
+
+
+def test_a_compiled_cache_that_cannot_be_used_is_skipped(config: cfg.Config, tmp_path: Path) -> None:
+    blocker = tmp_path / "ov-compiled"
+    blocker.write_text("a file where the folder should be")
+    got = records_of(SequentialExecutor(compiled_cache=blocker), config)
+    assert same(got, records_of(SequentialExecutor(), config))
 
 
 def test_a_changed_verifier_convention_misses(config: cfg.Config, tmp_path: Path) -> None:
@@ -229,7 +309,7 @@ def test_concurrent_writers_threads_and_processes_never_corrupt(tmp_path: Path) 
     for key, allowed in valid.items():
         got = final.get(key)
         assert got is not None and got.features.tobytes() in allowed
-    assert not list(tmp_path.glob("*/.tmp-*"))  # no temporary file left behind
+    assert not list(tmp_path.glob("*/.*"))  # no temporary (hidden) file left behind
 
 
 def test_clear_removes_only_cache_entries(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit import cli
+from evalkit import cli, defaults
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,14 +25,17 @@ def evalkit_cmd(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Co
     )
 
 
+@pytest.mark.slow
 def test_demo_runs_from_any_directory(tmp_path: Path) -> None:
     work = tmp_path / "elsewhere"
     work.mkdir()
     proc = evalkit_cmd("demo", "--cache-dir", str(tmp_path / "cache"), "--quiet", cwd=work)
     assert proc.returncode == 0, proc.stderr
-    out = work / "reports" / "demo"
-    for name in ("results.json", "summary.csv", "per_sample.csv", "report.md"):
+    out = work / defaults.DEMO_OUTPUT  # not reports/demo: that is the committed example
+    assert sorted(p.name for p in work.iterdir()) == [defaults.DEMO_OUTPUT]
+    for name in ("results.json", "summary.csv", "per_sample.csv", "report.md", "report.html"):
         assert (out / name).is_file(), name
+    assert (out / "gallery" / "gallery.json").is_file() and not (out / ".evalkit-journal").exists()
     data = json.loads((out / "results.json").read_text())
     assert data["dataset"]["n_pairs"] == 32
     assert set(data["models"]) == {"original", "converted"}
@@ -172,3 +175,125 @@ def test_feature_cache_second_run_reuses_no_cache_bypasses_clear_empties(tmp_pat
     assert cleared.returncode == 0
     assert cleared.stdout.strip() == f"evalkit cache clear: removed 6 entries from {features}"
     assert not list(features.glob("*/*.feat"))
+
+
+def test_check_lists_a_bad_data_root_a_missing_model_and_a_bad_verifier_at_once(
+    standins, tmp_path: Path, capsys
+) -> None:
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("ADE_val_1.jpg,ADE_train_1.jpg\n")
+    code = cli.main([
+        "check", str(REPO / "configs" / "demo.yaml"),
+        "--data-root", str(tmp_path / "no-such-root"), "--pairs", str(pairs),
+        "--model", f"original={standins.original}", "--model", f"converted={tmp_path / 'missing.xml'}",
+        "--verifier", str(tmp_path / "verifier.onnx"), "--output", str(tmp_path / "out"),
+    ])  # fmt: skip
+    assert code == cli.EXIT_BAD_INPUT
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1] == "evalkit check: 3 problem(s)"
+    problems = lines[:-1]
+    assert len(problems) == 3 and all(line.startswith("evalkit: error: ") for line in problems)
+    assert str(tmp_path / "no-such-root") in problems[0]
+    assert problems[1] == (
+        f"evalkit: error: {tmp_path / 'missing.xml'}: translation (converted) model file not found"
+    )
+    assert problems[2].startswith(f"evalkit: error: {tmp_path / 'verifier.onnx'}: ")
+
+
+def test_run_stops_at_the_first_problem_before_any_inference(standins, tmp_path: Path, capsys) -> None:
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("ADE_val_1.jpg,ADE_train_1.jpg\n")
+    code = cli.main([
+        "run", str(REPO / "configs" / "demo.yaml"), "--quiet",
+        "--data-root", str(tmp_path / "no-such-root"), "--pairs", str(pairs),
+        "--model", f"original={standins.original}", "--model", f"converted={tmp_path / 'missing.xml'}",
+        "--verifier", str(tmp_path / "verifier.onnx"), "--output", str(tmp_path / "out"),
+    ])  # fmt: skip
+    assert code == cli.EXIT_BAD_INPUT
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and str(tmp_path / "no-such-root") in lines[0]
+    assert not (tmp_path / "out").exists()  # nothing written: the output folder is checked after the data
+
+
+def test_help_prints_the_defaults_of_evalkit_defaults(capsys) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert f"else {defaults.BOOTSTRAP}; 0 turns them off" in text
+    assert f"(default {defaults.GALLERY_PAIRS}; 0 = no gallery)" in text
+    assert f"else ./{defaults.OUTPUT})" in text and f"else '{defaults.METRIC_PROFILE}')" in text
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"(default: ./{defaults.DEMO_OUTPUT};" in text and f"(default {defaults.DEMO_PAIRS})" in text
+
+
+def _checkout_state() -> dict[str, int] | None:
+    """Every path git reports (tracked changes, untracked and ignored files, one by one) and every tracked
+    file under reports/, with its modification time; ``None`` outside a git checkout."""
+    try:
+        proc = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+            cwd=REPO, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        tracked = subprocess.run(
+            ["git", "ls-files", "reports"], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0 or tracked.returncode != 0:
+        return None
+    # Python's bytecode and the tools' own caches are not what this test is about.
+    noise = ("__pycache__/", ".hypothesis/", ".pytest_cache/", ".ruff_cache/", ".egg-info/", ".venv/")
+    lines = [line for line in proc.stdout.splitlines() if not any(n in line for n in noise)]
+    entries = [(line, line[3:]) for line in lines] + [(f"tracked {r}", r) for r in tracked.stdout.split()]
+    return {key: (REPO / rel).stat().st_mtime_ns if (REPO / rel).exists() else -1 for key, rel in entries}
+
+
+def test_runs_from_the_checkout_leave_it_as_it_was(standins, synthetic_data, tmp_path: Path) -> None:
+    # The test suite runs from the checkout: neither the library, `evalkit run`, `evalkit check` nor
+    # `evalkit demo` may write into it (no journal in a config's output, no rewritten reports/demo/).
+    before = _checkout_state()
+    if before is None:
+        pytest.skip("not in a git checkout")
+    import evalkit
+
+    data = synthetic_data(4, [(96, 128), (128, 96)])
+    paths = {
+        "data_root": data.root,
+        "pairs": data.pairs,
+        "models": {"original": standins.original, "converted": standins.converted},
+        "verifier": standins.verifier,
+    }
+    result = evalkit.evaluate(REPO / "configs" / "demo.yaml", metrics="reference", **paths)
+    assert result.dataset.n_pairs == 4
+    flags = [
+        "--data-root", str(data.root), "--pairs", str(data.pairs), "--verifier", str(standins.verifier),
+        "--model", f"original={standins.original}", "--model", f"converted={standins.converted}",
+    ]  # fmt: skip
+    assert cli.main(["check", str(REPO / "configs" / "demo.yaml"), *flags, "--output", str(tmp_path)]) == 0
+    out = tmp_path / "run"
+    assert cli.main(["run", str(REPO / "configs" / "demo.yaml"), *flags, "--output", str(out), "--quiet",
+                     "--metrics", "reference", "--gallery-pairs", "1"]) == 0  # fmt: skip
+    assert (out / "results.json").is_file() and not (out / ".evalkit-journal").exists()
+    demo = evalkit_cmd("demo", "--pairs", "4", "--quiet", "--cache-dir", str(tmp_path / "c"), cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    assert (tmp_path / defaults.DEMO_OUTPUT / "results.json").is_file()
+    assert _checkout_state() == before
+
+
+def test_a_config_without_settings_takes_evalkit_defaults() -> None:
+    from evalkit.config import MetricSpec, RuntimeSpec, parse_config
+
+    config = parse_config({"models": {"a": {"path": "a.xml"}}, "verifier": {"path": "v.xml"}})
+    expected_metrics = (defaults.SSIM_CONSTANTS, defaults.FID_METHOD, defaults.METRIC_PROFILE,
+                        defaults.BOOTSTRAP, defaults.SEED)  # fmt: skip
+    for spec in (config.metrics, MetricSpec()):
+        assert (spec.ssim_constants, spec.fid_method, spec.profile, spec.bootstrap, spec.seed) == (
+            expected_metrics
+        )
+    for runtime in (config.runtime, RuntimeSpec()):
+        assert (runtime.device, runtime.reader_threads, runtime.one_hot) == (
+            defaults.DEVICE, defaults.READER_THREADS, defaults.ONE_HOT
+        )  # fmt: skip
+    assert config.output == Path(defaults.OUTPUT)

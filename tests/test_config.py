@@ -102,6 +102,9 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
         load_config(path)
     with pytest.raises(InputError, match="config file not found"):
         load_config(tmp_path / "none.yaml")
+    path.write_text("- models\n")
+    with pytest.raises(InputError, match=r"c\.yaml: expected a mapping at the top level, got list$"):
+        load_config(path)
 
 
 def test_overrides_apply_in_one_place() -> None:
@@ -138,3 +141,52 @@ def test_resolved_config_is_plain_data() -> None:
     d = config_to_dict(load_config(REPO / "configs" / "cocosnet.yaml"))
     assert json.loads(json.dumps(d)) == d
     assert d["models"]["original"]["ref_image"] == {"color_order": "RGB", "mean": 127.5, "scale": 127.5}
+
+
+def test_gate_and_published_keys_are_typed_fields() -> None:
+    from evalkit.config import DEFAULT_ALLOWANCES, Allowance, GateSpec, PublishedValue
+
+    config = parse_config(minimal())
+    assert config.gate == GateSpec(source="<config> (defaults)") and config.published is None
+    assert config.gate.allowances == DEFAULT_ALLOWANCES and "published" not in config_to_dict(config)
+    raw = minimal() | {
+        "gate": {"psnr": {"abs": 0.05}, "kid": None},
+        "published": {"a": {"psnr": 12.99, "ssim": "0.340", "fid": 33}},
+    }
+    config = parse_config(raw, "my.yaml")
+    assert config.gate.allowances["psnr"] == Allowance(absolute=0.05) and "kid" not in config.gate.allowances
+    assert config.gate.source == "my.yaml" and config.gate.required == {"psnr"}
+    assert config.published is not None and config.published.source == "my.yaml"
+    assert config.published.models["a"]["ssim"] == PublishedValue(0.34, 3, "0.340")
+    # results.json records the figures as written (strings), as before the table was typed.
+    assert config_to_dict(config)["published"] == {"a": {"psnr": "12.99", "ssim": "0.340", "fid": "33"}}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"gate": {"pnsr": {"abs": 0.1}}}, "my.yaml: key 'gate.pnsr': unknown metric; did you mean 'psnr'?"),
+        ({"gate": {"psnr": {"abs": -1}}}, "my.yaml: key 'gate.psnr.abs': expected a number >= 0"),
+        ({"published": {"a": {"fdi": 1.0}}}, "my.yaml: key 'published.a.fdi': unknown metric"),
+        ({"published": []}, "my.yaml: key 'published': expected a mapping"),
+    ],
+)
+def test_bad_gate_or_published_key_fails_when_the_config_is_read(extra: dict, message: str) -> None:
+    with pytest.raises(InputError) as info:
+        parse_config(minimal() | extra, "my.yaml")
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_importing_config_imports_no_higher_stage() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, evalkit.config\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('pandas', 'matplotlib')"
+        " or m.startswith(('evalkit.gate', 'evalkit.report'))]\n"
+        "print(bad)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -13,7 +13,7 @@ import openvino as ov
 import pytest
 from PIL import Image
 
-from evalkit.demo.dataset import PAIRS_FILE, ROOT_NAME, SyntheticDataset, build_synthetic_ade20k, file_sha256
+from evalkit.demo.dataset import PAIRS_FILE, ROOT_NAME, SyntheticDataset, build_synthetic_ade20k
 from evalkit.demo.models import (
     AVGPOOL_NAME,
     SOFTMAX_NAME,
@@ -22,17 +22,13 @@ from evalkit.demo.models import (
     StandinPaths,
     save_standins,
 )
+from evalkit.fileio import sha256_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FIXTURE = FIXTURES / "ade20k_tiny"
 GOLDEN = FIXTURES / "golden_reference.json"
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}  # the CPU plugin may default to bf16, which moves the numbers
 SMALL_SIZES = ((80, 64), (64, 96), (120, 90))
-
-
-@pytest.fixture(scope="module")
-def standins(tmp_path_factory: pytest.TempPathFactory) -> StandinPaths:
-    return save_standins(tmp_path_factory.mktemp("standins"), seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +203,7 @@ def test_verifier_features_and_probabilities_are_informative(standins: StandinPa
 
 def _standin_hashes(paths: StandinPaths) -> dict[str, str]:
     files = [f for xml in vars(paths).values() for f in (xml, xml.with_suffix(".bin"))]
-    return {f.name: file_sha256(f) for f in files}
+    return {f.name: sha256_file(f) for f in files}
 
 
 def test_save_standins_is_deterministic_and_idempotent(standins: StandinPaths, tmp_path: Path) -> None:
@@ -222,7 +218,7 @@ def test_save_standins_is_deterministic_and_idempotent(standins: StandinPaths, t
 
     other = save_standins(tmp_path / "again", seed=1)  # a stamp that does not match: rebuilt in place
     assert json.loads((tmp_path / "again" / "standins.json").read_text())["seed"] == 1
-    weights = [file_sha256(p.verifier.with_suffix(".bin")) for p in (other, standins)]
+    weights = [sha256_file(p.verifier.with_suffix(".bin")) for p in (other, standins)]
     assert weights[0] != weights[1]
 
 
@@ -256,7 +252,7 @@ def test_golden_figures_are_sane() -> None:
 
 
 def _tree_hashes(directory: Path) -> dict[str, str]:
-    return {p.relative_to(directory).as_posix(): file_sha256(p) for p in sorted(directory.rglob("*"))
+    return {p.relative_to(directory).as_posix(): sha256_file(p) for p in sorted(directory.rglob("*"))
             if p.is_file()}
 
 

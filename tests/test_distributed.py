@@ -22,10 +22,10 @@ from distributed import LocalCluster
 
 from evalkit import config as cfg
 from evalkit.data.ade20k import read_pairs
-from evalkit.demo.dataset import build_synthetic_ade20k
-from evalkit.demo.models import save_standins
 from evalkit.errors import InputError
+from evalkit.execution.cache import FeatureCache
 from evalkit.execution.distributed import DaskExecutor, evaluate_shard, shards_of
+from evalkit.execution.executors import make_executor
 from evalkit.execution.inprocess import InProcessExecutor
 from evalkit.execution.journal import JOURNAL_DIR, PairRecord
 from evalkit.execution.pipeline import run
@@ -55,9 +55,8 @@ def executor(cluster: LocalCluster) -> Iterator[DaskExecutor]:
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory) -> cfg.Config:
-    standins = save_standins(tmp_path_factory.mktemp("standins"))
-    data = build_synthetic_ade20k(tmp_path_factory.mktemp("data"), n_pairs=N_PAIRS, sizes=SIZES)
+def config(standins, synthetic_data) -> cfg.Config:
+    data = synthetic_data(N_PAIRS, SIZES)
     return standin_config(standins, data.root, data.pairs)
 
 
@@ -322,3 +321,84 @@ def test_workers_n_starts_and_closes_a_local_cluster(config: cfg.Config, baselin
         _ = ex.client
     for name, model in result.models.items():
         assert model.samples == expected.models[name].samples[:4]
+
+
+# ------------------------------------------------------------------- caches and saved images on a cluster
+# (after the tests above: the last one here makes the workers compile a second config)
+
+
+def test_the_feature_cache_is_used_by_the_workers_and_logged_as_in_process(
+    cluster: LocalCluster, config: cfg.Config, baseline, tmp_path: Path
+) -> None:
+    expected, _ = baseline
+    directory = tmp_path / "features"
+    messages: list[str] = []
+    cache = FeatureCache(directory)
+    with DaskExecutor(
+        scheduler=cluster.scheduler_address, shard_size=SHARD, cache=cache, log=messages.append
+    ) as ex:
+        cold = run(replace(config, output=tmp_path / "cold"), executor=ex)
+        warm = run(replace(config, output=tmp_path / "warm"), executor=ex)
+        assert ex.cache is not None and (ex.cache.stats.hits, ex.cache.stats.writes) == (N_PAIRS, N_PAIRS)
+    assert len(list(directory.glob("*/*.feat"))) == N_PAIRS
+    # the workers' keys are the in-process run's: a shared folder serves both
+    in_process = FeatureCache(directory)
+    local = InProcessExecutor(cache=in_process, log=messages.append)
+    run(replace(config, output=tmp_path / "local"), executor=local)
+    assert messages == [
+        f"feature cache {directory}: 0 ground truths reused, {N_PAIRS} computed",
+        f"feature cache {directory}: {N_PAIRS} ground truths reused, 0 computed",
+        f"feature cache {directory}: {N_PAIRS} ground truths reused, 0 computed",
+    ]
+    same_results(cold, expected)
+    same_results(warm, expected)
+
+
+def test_save_images_on_workers_writes_the_in_process_images(
+    cluster: LocalCluster, config: cfg.Config, tmp_path: Path
+) -> None:
+    assert config.dataset.pairs is not None
+    pairs = read_pairs(config.dataset.pairs)[:5]
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    InProcessExecutor(save_images=local).evaluate(config, pairs, lambda r: None, on_error="fail")
+    with DaskExecutor(scheduler=cluster.scheduler_address, shard_size=SHARD, save_images=remote) as ex:
+        ex.evaluate(config, pairs, lambda r: None, on_error="fail")
+    files = sorted(p.relative_to(local) for p in local.rglob("*.png"))
+    assert len(files) == len(pairs) * len(config.models)
+    assert sorted(p.relative_to(remote) for p in remote.rglob("*.png")) == files
+    assert all((local / f).read_bytes() == (remote / f).read_bytes() for f in files)
+
+
+def test_cache_dir_and_no_cache_reach_the_workers(
+    cluster: LocalCluster, config: cfg.Config, baseline, tmp_path: Path
+) -> None:
+    # --cache-dir / --no-cache as the CLI passes them. Another runtime setting (reader threads, which the
+    # sequential loop does not use) is a config the workers have not compiled: they compile it now, with
+    # OpenVINO's compiled-model cache in the cache folder.
+    expected, _ = baseline
+    other = replace(config, runtime=replace(config.runtime, reader_threads=3))
+    root = tmp_path / "cache"
+    messages: list[str] = []
+    with make_executor(
+        "dask", cache_root=root, scheduler=cluster.scheduler_address, shard_size=SHARD, log=messages.append
+    ) as ex:
+        result = run(replace(other, output=tmp_path / "on"), executor=ex)
+    assert messages == [f"feature cache {root / 'features'}: 0 ground truths reused, {N_PAIRS} computed"]
+    assert len(list((root / "features").glob("*/*.feat"))) == N_PAIRS
+    assert len(list((root / "ov-compiled").glob("*.blob"))) == len(config.models) + 1
+    same_results(result, expected)
+    messages.clear()
+    off = tmp_path / "off"
+    with make_executor(
+        "dask", use_cache=False, cache_root=off, scheduler=cluster.scheduler_address, log=messages.append
+    ) as ex:
+        assert isinstance(ex, DaskExecutor) and ex.cache is None and ex.compiled_cache is None
+        same_results(run(replace(other, output=tmp_path / "off-out"), executor=ex), expected)
+    assert messages == [] and not off.exists()
+
+
+def test_make_executor_checks_the_dask_options() -> None:
+    with pytest.raises(InputError, match=r"--executor dask: give either --scheduler tcp://HOST:PORT or"):
+        make_executor("dask")
+    with pytest.raises(InputError, match=r"--scheduler, --workers and --shard-size need --executor dask"):
+        make_executor("inprocess", workers=2)

@@ -1,7 +1,8 @@
 """The regression gate: thresholds, direction, refusals, noise, config parsing, published table, renderers.
 
-Most tests build RunResult records in code; one module fixture evaluates the stand-ins together with a
-deliberately degraded one, which the gate must fail while it passes the FP16 "converted" stand-in.
+Most tests build RunResult records in code (tests/records.py); one module fixture evaluates the stand-ins
+together with a deliberately degraded one, which the gate must fail while it passes the FP16 "converted"
+stand-in.
 """
 
 from __future__ import annotations
@@ -17,127 +18,23 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from records import BASE, comparison, metrics, paired_entry, set_entry
+from records import run as make_run
 
-from evalkit.errors import InputError
-from evalkit.gate import (
+from evalkit.config import (
     DEFAULT_ALLOWANCES,
     DEFAULT_GATE_SPEC,
     Allowance,
-    GateReport,
-    GateRow,
     GateSpec,
-    compare_runs,
-    compare_to_published,
-    compare_within_run,
-    gate_from_dict,
-    gate_to_dict,
     load_gate_file,
     parse_gate_config,
     parse_published,
-    render_gate_markdown,
-    render_gate_text,
 )
-from evalkit.results import (
-    DatasetInfo,
-    ExtendedMetrics,
-    ModelMetrics,
-    ModelResult,
-    RunResult,
-    SampleScores,
-    SkippedPair,
-    VerifierInfo,
-)
-
-BASE = {"psnr": 20.0, "ssim": 0.5, "is": 10.0, "fid": 50.0, "kid": 0.02, "ssim_wang": 0.7, "psnr_rgb": 18.0}
-
-
-def metrics(extended: bool = True, **values: float) -> ModelMetrics:
-    """ModelMetrics from BASE with some values replaced (keys as in results.json: 'is', 'kid', ...)."""
-    v = {**BASE, **values}
-    ext = None
-    if extended:
-        ext = ExtendedMetrics(
-            ssim_wang=v["ssim_wang"],
-            psnr_rgb=v["psnr_rgb"],
-            is_10=v.get("is_10", math.nan),
-            is_10_std=math.nan,
-            kid=v["kid"],
-            kid_std=0.001,
-        )
-    return ModelMetrics(
-        psnr=v["psnr"],
-        ssim=v["ssim"],
-        inception_score=v["is"],
-        fid=v["fid"],
-        psnr_std=1.0,
-        ssim_std=0.1,
-        psnr_identical=0,
-        extended=ext,
-    )
-
-
-def make_run(
-    models: dict[str, ModelMetrics],
-    *,
-    n: int = 10,
-    pairs_sha256: str = "a" * 64,
-    verifier_sha256: str = "b" * 64,
-    ssim_constants: str = "reference",
-    fid_method: str = "auto",
-    profile: str | None = None,
-    seed: int = 0,
-    reference_model: str | None = None,
-    comparison: dict[str, Any] | None = None,
-    sha256: dict[str, str] | None = None,
-    output: str = "reports/x",
-    limit: int | None = None,
-    skipped: tuple[str, ...] = (),
-) -> RunResult:
-    """A RunResult built in code: what a run of these models would record."""
-    if profile is None:
-        profile = "all" if all(m.extended is not None for m in models.values()) else "reference"
-    sha256 = sha256 or {}
-    return RunResult(
-        evalkit_version="0.1.0",
-        config={
-            "dataset": {"root": "data", "pairs": "pairs.txt", "limit": limit},
-            "models": {name: {"label": name.title()} for name in models},
-            "runtime": {"device": "CPU", "inference_precision": "f32"},
-            "metrics": {
-                "ssim_constants": ssim_constants,
-                "fid_method": fid_method,
-                "profile": profile,
-                "reference_model": reference_model or next(iter(models)),
-                "bootstrap": 200,
-                "seed": seed,
-            },
-            "output": output,
-        },
-        dataset=DatasetInfo(root="data", pairs="pairs.txt", n_pairs=n, pairs_sha256=pairs_sha256),
-        models={
-            name: ModelResult(
-                name=name,
-                label=name.title(),
-                path=f"{name}.xml",
-                sha256=sha256.get(name, name * 4),
-                metrics=m,
-                n=n,
-                samples=tuple(SampleScores(f"ADE_val_{i:08d}", m.psnr, m.ssim) for i in range(n)),
-            )
-            for name, m in models.items()
-        },
-        verifier=VerifierInfo(path="verifier.xml", sha256=verifier_sha256),
-        environment={"openvino": "2025.0", "opencv": "4.10", "pillow": "11.0"},
-        comparison=comparison,
-        skipped=tuple(SkippedPair(pid, i + 1, "unreadable image") for i, pid in enumerate(skipped)),
-    )
-
-
-def entry(metric: str, low: float | None, high: float | None) -> dict[str, Any]:
-    """One comparison-section entry with the given interval."""
-    mid = 0.0 if low is None or high is None else (low + high) / 2
-    return {"metric": metric, "mean_delta": mid, "ci_low": low, "ci_high": high, "p_value": 0.5, "n": 10,
-            "higher_is_better": metric in ("psnr", "ssim", "is"), "sentence": f"{metric}: ..."}  # fmt: skip
+from evalkit.errors import InputError
+from evalkit.gate import compare_runs, compare_to_published, compare_within_run
+from evalkit.metrics.registry import METRICS
+from evalkit.report.gate import render_gate_markdown, render_gate_text
+from evalkit.results import GateReport, GateRow, RunResult
 
 
 def row(report: GateReport, model: str, metric: str) -> GateRow:
@@ -157,6 +54,9 @@ def test_built_in_defaults_are_the_documented_ones() -> None:
         "kid": Allowance(absolute=0.001),
     }
     assert DEFAULT_GATE_SPEC.metrics() == ["psnr", "ssim", "is", "fid", "kid"]
+    # ... and they are the registry's: one place declares a metric's built-in allowance.
+    declared = {m.key: Allowance(*m.default_allowance) for m in METRICS if m.default_allowance is not None}
+    assert DEFAULT_ALLOWANCES == declared
 
 
 @pytest.mark.parametrize(
@@ -235,21 +135,18 @@ def test_within_run_uses_the_configured_reference_model() -> None:
 
 
 def test_outside_noise_from_the_comparison_section() -> None:
-    comparison = {
-        "reference_model": "original",
-        "bootstrap": 200,
-        "seed": 0,
-        "confidence": 0.95,
-        "models": {
+    section = comparison(
+        "original",
+        {
             "converted": {
-                "psnr": entry("psnr", -0.3, -0.1),  # excludes 0
-                "ssim": entry("ssim", -0.01, 0.02),  # contains 0
-                "is": entry("is", None, None),  # no interval (bootstrap 0)
-                "fid": entry("fid", 0.5, 2.0),
+                "psnr": paired_entry("PSNR", -0.3, -0.1),  # excludes 0
+                "ssim": paired_entry("SSIM", -0.01, 0.02),  # contains 0
+                "is": set_entry("IS", 0.0, None, None, higher_is_better=True),  # no interval (bootstrap 0)
+                "fid": set_entry("FID", 0.9, 0.5, 2.0),
             }
         },
-    }
-    run = make_run({"original": metrics(), "converted": metrics(psnr=19.8, fid=50.9)}, comparison=comparison)
+    )
+    run = make_run({"original": metrics(), "converted": metrics(psnr=19.8, fid=50.9)}, comparison=section)
     report = compare_within_run(run)
     assert row(report, "converted", "psnr").outside_noise == "yes"
     assert row(report, "converted", "psnr").verdict == "FAIL"
@@ -333,14 +230,11 @@ def test_profile_and_seed_differences_affect_only_the_extended_metrics() -> None
 
 
 def test_noise_across_runs_only_when_the_reference_is_the_baseline_model() -> None:
-    comparison = {
-        "reference_model": "original",
-        "models": {"converted": {"psnr": entry("psnr", -0.2, -0.05)}},
-    }
+    section = comparison("original", {"converted": {"psnr": paired_entry("PSNR", -0.2, -0.05)}})
     baseline = make_run({"original": metrics()}, sha256={"original": "f" * 64})
     same_file = make_run(
         {"original": metrics(), "converted": metrics(psnr=19.95)},
-        comparison=comparison,
+        comparison=section,
         sha256={"original": "f" * 64},
     )
     report = compare_runs(baseline, same_file, models=["converted"], baseline_model="original")
@@ -402,6 +296,12 @@ def test_load_gate_file(tmp_path: Path) -> None:
     path.write_text("gaet: {psnr: {abs: 0.05}}\n")
     with pytest.raises(InputError, match="did you mean 'gate'"):
         load_gate_file(path)
+    path.write_text("published: {original: {psnr: 12.99}}\n")  # a file holding only 'published:'
+    spec, published = load_gate_file(path)
+    assert spec == GateSpec(source=f"{path} (defaults)") and published is not None
+    assert published.texts() == {"original": {"psnr": "12.99"}}
+    path.write_text("")  # an empty file: the defaults, no table
+    assert load_gate_file(path) == (GateSpec(source=f"{path} (defaults)"), None)
     path.write_text("gate: [\n")
     with pytest.raises(InputError, match="invalid YAML"):
         load_gate_file(path)
@@ -482,22 +382,22 @@ def test_renderers_and_round_trip() -> None:
     assert text.isascii()
     md = render_gate_markdown(report)
     assert "**FAIL**" in md and "| converted | original | PSNR |" in md and "**FAIL** |" in md
-    data = gate_to_dict(report)
+    data = report.to_dict()
     json.dumps(data, allow_nan=False)
     assert data["passed"] is False and data["thresholds"]["metrics"]["psnr"] == {"abs": 0.1, "rel": None}
-    assert gate_from_dict(json.loads(json.dumps(data))) == report
+    assert GateReport.from_dict(json.loads(json.dumps(data))) == report
     ok = compare_within_run(make_run({"original": metrics(), "converted": metrics()}))
     assert "PASS: 5 check(s) passed" in render_gate_text(ok)
     with pytest.raises(InputError):
-        gate_from_dict({"rows": []})
+        GateReport.from_dict({"rows": []})
 
 
 def test_undefined_values_are_null_in_json() -> None:
     spec = GateSpec(allowances={"is_10": Allowance(relative=0.02)}, source="t")
     report = compare_within_run(make_run({"a": metrics(), "b": metrics()}), spec)
-    (r,) = gate_to_dict(report)["rows"]
+    (r,) = report.to_dict()["rows"]
     assert r["value"] is None and r["baseline"] is None and r["delta"] is None and r["verdict"] == "N/A"
-    json.dumps(gate_to_dict(report), allow_nan=False)
+    json.dumps(report.to_dict(), allow_nan=False)
 
 
 # ------------------------------------------------------------------------------ stand-ins end to end
@@ -537,18 +437,13 @@ def save_degraded_standin(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def standin_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+def standin_run(standins, synthetic_data, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
     import evalkit
     from evalkit.config import bundled_config
-    from evalkit.demo.dataset import build_synthetic_ade20k
-    from evalkit.demo.models import save_standins
 
     tmp = tmp_path_factory.mktemp("gate_standins")
-    standins = save_standins(tmp / "models")
-    degraded = save_degraded_standin(tmp / "models" / "degraded.xml")
-    data = build_synthetic_ade20k(
-        tmp / "data", n_pairs=6, sizes=[(96, 128), (128, 96), (80, 80), (120, 200), (200, 120), (64, 100)]
-    )
+    degraded = save_degraded_standin(tmp / "degraded.xml")  # beside, not into, the shared stand-ins
+    data = synthetic_data(6, [(96, 128), (128, 96), (80, 80), (120, 200), (200, 120), (64, 100)])
     config = yaml.safe_load(bundled_config("demo.yaml").read_text())
     config["models"]["degraded"] = {
         "label": "Degraded stand-in",

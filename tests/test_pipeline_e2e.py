@@ -13,8 +13,6 @@ from conftest import standin_config
 
 import evalkit
 from evalkit.config import bundled_config
-from evalkit.demo.dataset import build_synthetic_ade20k
-from evalkit.demo.models import save_standins
 from evalkit.report import render_markdown, write_reports
 from evalkit.results import RunResult, load_results
 
@@ -22,13 +20,8 @@ SIZES = [(96, 128), (128, 96), (80, 80), (120, 200), (200, 120), (64, 100)]
 
 
 @pytest.fixture(scope="module")
-def standins(tmp_path_factory: pytest.TempPathFactory):
-    return save_standins(tmp_path_factory.mktemp("standins"))
-
-
-@pytest.fixture(scope="module")
-def small_data(tmp_path_factory: pytest.TempPathFactory):
-    return build_synthetic_ade20k(tmp_path_factory.mktemp("data"), n_pairs=6, sizes=SIZES)
+def small_data(synthetic_data):
+    return synthetic_data(6, SIZES)
 
 
 @pytest.fixture(scope="module")
@@ -153,11 +146,13 @@ def test_identical_images_do_not_break_results(result: RunResult, tmp_path: Path
     from dataclasses import replace
 
     model = result.models["original"]
-    samples = (replace(model.samples[0], psnr=math.inf), *model.samples[1:])
+    first = model.samples[0]
+    samples = (replace(first, values={**first.values, "psnr": math.inf}), *model.samples[1:])
     from evalkit.metrics import mean_std_finite
 
     mean, std, identical = mean_std_finite([s.psnr for s in samples])
-    metrics = replace(model.metrics, psnr=mean, psnr_std=std, psnr_identical=identical)
+    values = {**model.metrics.values, "psnr": mean, "psnr_std": std, "psnr_identical": identical}
+    metrics = replace(model.metrics, values=values)
     patched = replace(
         result, models={**result.models, "original": replace(model, samples=samples, metrics=metrics)}
     )
@@ -185,10 +180,10 @@ def test_published_table_shown_beside_measured_values(standins, small_data, tmp_
         verifier=standins.verifier,
         metrics="reference",
     )
-    assert result.config["published"] == {
+    paths = write_reports(result, tmp_path / "out", formats=("md", "html", "json"))
+    assert json.loads(paths["json"].read_text())["config"]["published"] == {
         "original": {"psnr": "12.99", "ssim": "0.34", "is": "13.34", "fid": "33.27"}
     }
-    paths = write_reports(result, tmp_path / "out", formats=("md", "html", "json"))
     md = paths["markdown"].read_text()
     psnr = result.models["original"].metrics.psnr
     assert "## Against the published table" in md
@@ -200,8 +195,8 @@ def test_paired_comparison_in_results_and_report(
     result: RunResult, standins, small_data, tmp_path: Path
 ) -> None:
     comp = result.comparison
-    assert comp is not None and comp["reference_model"] == "original" and comp["bootstrap"] == 200
-    entries = comp["models"]["converted"]
+    assert comp is not None and comp.reference_model == "original" and comp.bootstrap == 200
+    entries = {key: e.to_dict() for key, e in comp.models["converted"].items()}  # results.json's form
     assert set(entries) == {"psnr", "ssim", "is", "fid", "kid"}
     ref, cand = result.models["original"], result.models["converted"]
     deltas = [c.psnr - r.psnr for r, c in zip(ref.samples, cand.samples, strict=True)]
@@ -220,7 +215,7 @@ def test_paired_comparison_in_results_and_report(
         models={"original": standins.original, "converted": standins.converted},
         verifier=standins.verifier,
     )
-    assert again.comparison == comp
+    assert again.comparison is not None and again.comparison.to_dict() == comp.to_dict()
 
 
 def test_bootstrap_off_and_reference_profile(standins, small_data) -> None:
@@ -231,11 +226,11 @@ def test_bootstrap_off_and_reference_profile(standins, small_data) -> None:
         "verifier": standins.verifier,
     }
     off = evalkit.evaluate(bundled_config("demo.yaml"), bootstrap=0, **kwargs)
-    fid_entry = off.comparison["models"]["converted"]["fid"]
+    fid_entry = off.comparison.models["converted"]["fid"].to_dict()
     assert fid_entry["ci_low"] is None and fid_entry["ci_high"] is None
     reference_only = evalkit.evaluate(bundled_config("demo.yaml"), metrics="reference", **kwargs)
     assert reference_only.comparison is None
-    assert all(m.metrics.extended is None for m in reference_only.models.values())
+    assert not any(m.metrics.has_extended for m in reference_only.models.values())
     assert "ssim_wang" not in reference_only.models["original"].metrics.to_dict()
 
 
@@ -278,7 +273,8 @@ def test_results_json_is_identical_apart_from_date_timings_and_speed_settings(
 
     config = standin_config(standins, small_data.root, small_data.pairs)
     runtime = replace(config.runtime, streams=streams, requests=requests, reader_threads=reader_threads)
-    other = evalkit.evaluate(replace(config, runtime=runtime))
+    # the same output as the default run's config (evaluate journals nowhere: no output argument)
+    other = evalkit.evaluate(replace(config, runtime=runtime, output=result.config.output))
 
     def comparable(r: RunResult) -> dict:
         path = write_reports(r, tmp_path / str(id(r)), formats=("json",))["json"]
@@ -288,5 +284,49 @@ def test_results_json_is_identical_apart_from_date_timings_and_speed_settings(
             del d["config"]["runtime"][key]
         return d
 
-    assert other.config["runtime"]["streams"] == streams
+    assert other.config.runtime.streams == streams
     assert comparable(other) == comparable(result)
+
+
+def test_library_evaluate_journals_only_where_asked(standins, small_data, tmp_path: Path) -> None:
+    # The config names an output folder, the caller gives none: evaluate writes nothing there (a caller
+    # that writes its reports elsewhere finds no stray .evalkit-journal); with output=, the journal stays
+    # for a resume (run_and_report removes it once the reports are written).
+    from dataclasses import replace
+
+    from evalkit.execution.journal import JOURNAL_DIR
+
+    config = replace(standin_config(standins, small_data.root, small_data.pairs), output=tmp_path / "cfg")
+    evalkit.evaluate(config, metrics="reference", limit=2)
+    assert not (tmp_path / "cfg").exists()
+    evalkit.evaluate(config, metrics="reference", limit=2, output=tmp_path / "asked")
+    assert len((tmp_path / "asked" / JOURNAL_DIR / "records.jsonl").read_text().splitlines()) == 2
+    assert not (tmp_path / "cfg").exists()
+
+
+def test_run_and_report_writes_every_file_and_removes_the_journal(
+    result: RunResult, standins, small_data, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from evalkit.execution.journal import JOURNAL_DIR
+
+    config = replace(standin_config(standins, small_data.root, small_data.pairs), output=tmp_path / "out")
+    outcome = evalkit.run_and_report(config, gate=True, gallery_pairs=1)
+    out = tmp_path / "out"
+    assert outcome.output == out and outcome.gallery == out / "gallery"
+    assert list(outcome.paths) == ["summary", "per_sample", "markdown", "html", "json", "gate"]
+    assert all(p.parent == out and p.is_file() for p in outcome.paths.values())
+    assert not (out / JOURNAL_DIR).exists()
+    # the gallery: the worst pair and one random pair, with both models' images
+    manifest = json.loads((out / "gallery" / "gallery.json").read_text())
+    assert [p["reason"] for p in manifest["pairs"]] == ["worst", "random"]
+    assert all((out / "gallery" / p["images"]["models"]["converted"]).is_file() for p in manifest["pairs"])
+    # FP16 stand-in against FP32: the gate passes, its verdicts are in results.json and gate.md
+    assert outcome.passed and outcome.gate is not None and outcome.gate.passed
+    saved = load_results(outcome.paths["json"])
+    assert saved.gate is not None and saved.gate.to_dict() == outcome.gate.to_dict()
+    assert "PASS" in outcome.paths["gate"].read_text()
+    # the same numbers as the library's evaluate of the same inputs
+    for name, model in result.models.items():
+        assert saved.models[name].metrics.to_dict() == model.metrics.to_dict()

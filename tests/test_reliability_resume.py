@@ -17,8 +17,6 @@ import pytest
 
 import evalkit
 from evalkit.config import bundled_config
-from evalkit.demo.dataset import build_synthetic_ade20k
-from evalkit.demo.models import save_standins
 from evalkit.errors import InputError
 from evalkit.execution.journal import JOURNAL_DIR, Journal, ModelRecord, PairRecord
 
@@ -98,10 +96,9 @@ def test_journal_of_another_run_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory):
-    standins = save_standins(tmp_path_factory.mktemp("standins"))
-    data = build_synthetic_ade20k(tmp_path_factory.mktemp("data"), n_pairs=12, sizes=SIZES)
-    return standins, data
+def setup(standins, synthetic_data):
+    # shared with other modules: a test that hides a file puts it back
+    return standins, synthetic_data(12, SIZES)
 
 
 def run_api(setup, output: Path | None, **kwargs):
@@ -182,10 +179,11 @@ def test_skip_records_bad_pairs_and_reports_them(setup, tmp_path: Path) -> None:
     assert json.loads(paths["json"].read_text())["skipped"][0]["pair_id"] == "ADE_val_00000002"
 
 
-def test_kill_9_mid_run_then_resume_gives_the_same_results(setup, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_kill_9_mid_run_then_resume_gives_the_same_results(setup, synthetic_data, tmp_path: Path) -> None:
     # 40 pairs: the journal flushes every 16, so the kill lands after one or two flushed batches.
     standins, _ = setup
-    data = build_synthetic_ade20k(tmp_path / "data", n_pairs=40, sizes=SIZES)
+    data = synthetic_data(40, SIZES)
     uninterrupted = run_api((standins, data), None)
     out = tmp_path / "out"
     cmd = [

@@ -10,6 +10,7 @@ import binascii
 import dataclasses
 import io
 import json
+import math
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -17,24 +18,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import records
 from PIL import Image
 
 from evalkit.gate import compare_within_run
+from evalkit.metrics.registry import metrics_of
 from evalkit.report.html import render_html, write_html
+from evalkit.report.model import format_delta, format_value
 from evalkit.report.palette import ADE20K_PALETTE, colourise
 from evalkit.report.plots import matplotlib_available
-from evalkit.report.tables import EXTENDED_METRICS, REFERENCE_METRICS, format_delta, format_value
-from evalkit.results import (
-    DatasetInfo,
-    ExtendedMetrics,
-    ModelMetrics,
-    ModelResult,
-    RunResult,
-    SampleScores,
-    SkippedPair,
-    VerifierInfo,
-)
+from evalkit.results import ComparisonEntry, DatasetInfo, RunResult, SkippedPair, VerifierInfo
+from evalkit.stats.comparison import PairedDelta, SetDelta
 
+DATE = "2025-01-02 03:04 UTC"
 EVIL = "<script>alert('x')</script> & co"
 N = 12
 
@@ -42,88 +38,51 @@ N = 12
 def make_result(*, comparison: bool = True, extended: bool = True, evil_label: bool = True) -> RunResult:
     """Two models with per-sample scores; the second model's label carries markup that must be escaped."""
     rng = np.random.default_rng(1)
-    models = {}
+    models, per_pair, labels = {}, {}, {}
     for i, (name, label) in enumerate([("original", "Original model"), ("converted", EVIL)]):
         psnr = 17.0 + rng.normal(0, 2, N) - 0.3 * i
         ssim = np.clip(0.5 + rng.normal(0, 0.1, N) - 0.01 * i, 0, 1)
-        ext = (
-            ExtendedMetrics(0.75 - 0.01 * i, 12.7 - 0.2 * i, 2.6 + 0.1 * i, 0.47, 0.129 + 0.001 * i, 0.002)
-            if extended
-            else None
+        extra = {"ssim_wang": 0.7, "psnr_rgb": 12.0} if extended else {}
+        per_pair[name] = records.samples(N, psnr=list(psnr), ssim=list(ssim), **extra)
+        labels[name] = label if evil_label or i == 0 else "Converted model"
+        models[name] = records.metrics(
+            extended,
+            psnr=float(psnr.mean()),
+            ssim=float(ssim.mean()),
+            psnr_std=float(psnr.std()),
+            ssim_std=float(ssim.std()),
+            fid=103.47 + 0.5 * i,
+            ssim_wang=0.75 - 0.01 * i,
+            psnr_rgb=12.7 - 0.2 * i,
+            is_10=2.6 + 0.1 * i,
+            is_10_std=0.47,
+            kid=0.129 + 0.001 * i,
+            kid_std=0.002,
+            **{"is": 9.2 + 0.01 * i},
         )
-        models[name] = ModelResult(
-            name=name,
-            label=label if evil_label or i == 0 else "Converted model",
-            path=f"/models/{name}.xml",
-            sha256=f"{i}" * 64,
-            metrics=ModelMetrics(
-                psnr=float(psnr.mean()),
-                ssim=float(ssim.mean()),
-                inception_score=9.2 + 0.01 * i,
-                fid=103.47 + 0.5 * i,
-                psnr_std=float(psnr.std()),
-                ssim_std=float(ssim.std()),
-                psnr_identical=0,
-                extended=ext,
-            ),
-            n=N,
-            samples=tuple(
-                SampleScores(f"ADE_val_{k + 1:08d}", float(p), float(s), 0.7, 12.0)
-                for k, (p, s) in enumerate(zip(psnr, ssim, strict=True))
-            ),
-        )
-    psnr_entry = {
-        "metric": "psnr",
-        "mean_delta": -0.3,
-        "ci_low": -0.5,
-        "ci_high": -0.1,
-        "p_value": 0.01,
-        "n": N,
-        "higher_is_better": True,
-        "sentence": "PSNR is 0.30 dB lower <b>than</b> original.",
-    }
-    fid_entry = {
-        "metric": "fid",
-        "delta": 0.5,
-        "ci_low": None,
-        "ci_high": None,
-        "n_resamples": 0,
-        "higher_is_better": False,
-        "sentence": "FID is 0.5 higher; no interval (bootstrap 0).",
-    }
-    comp = {
-        "reference_model": "original",
-        "bootstrap": 200,
-        "seed": 0,
-        "confidence": 0.95,
-        "models": {"converted": {"psnr": psnr_entry, "fid": fid_entry}},
-    }
-    return RunResult(
-        evalkit_version="0.1.0",
-        config={
-            "dataset": {"root": "/data/ADEChallengeData2016", "pairs": "/data/pairs.txt", "limit": None},
-            "models": {},
-            "runtime": {"device": "CPU", "inference_precision": "f32"},
-            "metrics": {
-                "ssim_constants": "reference",
-                "fid_method": "auto",
-                "profile": "all",
-                "reference_model": "original",
-                "bootstrap": 200,
-                "seed": 0,
-            },
-            "output": "reports/x",
-        },
-        dataset=DatasetInfo("/data/ADEChallengeData2016", "/data/pairs.txt", N, "c" * 64),
-        models=models,
-        verifier=VerifierInfo("/models/verifier.xml", "d" * 64),
-        environment={
-            "openvino": "2025.0",
-            "cpu": "Test CPU",
-            "python": "3.11",
-            "date": "2025-01-02 03:04 UTC",
-        },
+    psnr_entry = ComparisonEntry(
+        PairedDelta("PSNR", -0.3, -0.5, -0.1, 0.01, N, True), "PSNR is 0.30 dB lower <b>than</b> original."
+    )
+    fid_entry = ComparisonEntry(
+        SetDelta("FID", 0.5, math.nan, math.nan, 0, False), "FID is 0.5 higher; no interval (bootstrap 0)."
+    )
+    comp = records.comparison("original", {"converted": {"psnr": psnr_entry, "fid": fid_entry}})
+    result = records.run(
+        models,
+        n=N,
+        labels=labels,
+        model_samples=per_pair,
         comparison=comp if comparison else None,
+        environment={"openvino": "2025.0", "cpu": "Test CPU", "python": "3.11", "date": DATE},
+    )
+    return dataclasses.replace(
+        result,
+        dataset=DatasetInfo("/data/ADEChallengeData2016", "/data/pairs.txt", N, "c" * 64),
+        models={
+            name: dataclasses.replace(m, path=f"/models/{name}.xml", sha256=f"{i}" * 64)
+            for i, (name, m) in enumerate(result.models.items())
+        },
+        verifier=VerifierInfo("/models/verifier.xml", "d" * 64),
     )
 
 
@@ -267,12 +226,12 @@ def test_every_image_is_a_valid_embedded_png_or_jpeg(parsed: PageParser) -> None
 def test_tables_show_the_formatted_values(result: RunResult, parsed: PageParser) -> None:
     cells = set(parsed.cells)
     dicts = {n: m.metrics.to_dict() for n, m in result.models.items()}
-    for row in (*REFERENCE_METRICS, *EXTENDED_METRICS):
+    for m in metrics_of():
         for d in dicts.values():
-            std = d.get(row.std_key) if row.std_key else None
-            assert format_value(d[row.key], row.unit, row.decimals, std) in cells, row.key
-        delta = format_delta(dicts["converted"][row.key], dicts["original"][row.key], row.unit, row.decimals)
-        assert delta in cells, row.key
+            std = d.get(m.std_key) if m.std_key and not m.std_label else None
+            assert format_value(d[m.key], m.unit, m.decimals, std) in cells, m.key
+        delta = format_delta(dicts["converted"][m.key], dicts["original"][m.key], m.unit, m.decimals)
+        assert delta in cells, m.key
     assert "12 pairs" in "".join(parsed.text)
 
 
@@ -305,7 +264,7 @@ def test_gallery_rows_and_colourised_mask(gallery: Path, parsed: PageParser) -> 
     assert len(masks) == len(manifest["pairs"])
     colours = {tuple(c) for c in np.asarray(decode_image(masks[0]["src"]).convert("RGB")).reshape(-1, 3)}
     assert colours == {(0, 0, 0), tuple(ADE20K_PALETTE[3]), tuple(ADE20K_PALETTE[150])}
-    assert "PSNR 16.75 dB · SSIM 0.4987" in parsed.cells
+    assert "PSNR 16.7500 dB · SSIM 0.4987" in parsed.cells
     assert any("Δ PSNR -1.00 dB" in c for c in parsed.cells)
 
 

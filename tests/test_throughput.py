@@ -19,13 +19,10 @@ from conftest import standin_config
 
 from evalkit import config as cfg
 from evalkit.data.ade20k import Pair, read_pairs
-from evalkit.demo.dataset import build_synthetic_ade20k
-from evalkit.demo.models import save_standins
 from evalkit.errors import InputError
-from evalkit.execution import inprocess as executor_module
 from evalkit.execution.inprocess import VERIFIER_STEP, Executor, InProcessExecutor, SequentialExecutor
 from evalkit.execution.journal import PairRecord
-from evalkit.execution.pair import prepare_pair
+from evalkit.execution.pair import PairEvaluator, PairInputs, prepare_pair
 from evalkit.runtime.core import THREADS_PER_STREAM, compile_model, make_core
 from evalkit.runtime.translator import load_translator, read_translator_model
 
@@ -36,13 +33,8 @@ SETTINGS = [(None, None, 2), (1, 1, 1), (2, 4, 3), (2, 1, 2), (None, 3, 1)]
 
 
 @pytest.fixture(scope="module")
-def standins(tmp_path_factory: pytest.TempPathFactory):
-    return save_standins(tmp_path_factory.mktemp("standins"))
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory):
-    return build_synthetic_ade20k(tmp_path_factory.mktemp("data"), n_pairs=N_PAIRS, sizes=SIZES)
+def data(synthetic_data):
+    return synthetic_data(N_PAIRS, SIZES)
 
 
 def make_config(standins, root: Path, pairs: Path, **runtime) -> cfg.Config:
@@ -235,13 +227,13 @@ def test_a_model_error_is_the_same_in_both_executors(
 def test_only_a_window_of_pairs_is_in_flight(config: cfg.Config, monkeypatch: pytest.MonkeyPatch) -> None:
     # Memory is bounded: a pair is read only when fewer than `window` pairs are waiting for delivery.
     read: list[int] = []
-    original = executor_module.prepare_pair
+    original = PairEvaluator.read
 
-    def counting(root: Path, pair: Pair):
+    def counting(self: PairEvaluator, pair: Pair) -> PairInputs:
         read.append(pair.index)
-        return original(root, pair)
+        return original(self, pair)
 
-    monkeypatch.setattr(executor_module, "prepare_pair", counting)
+    monkeypatch.setattr(PairEvaluator, "read", counting)
     window = 3
     ahead: list[int] = []
 

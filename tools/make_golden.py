@@ -41,8 +41,9 @@ sys.path.insert(0, str(REPO))  # run from a plain checkout too
 import openvino as ov  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from evalkit.demo.dataset import PAIRS_FILE, ROOT_NAME, build_synthetic_ade20k, file_sha256  # noqa: E402
+from evalkit.demo.dataset import PAIRS_FILE, ROOT_NAME, build_synthetic_ade20k  # noqa: E402
 from evalkit.demo.models import BUILD_VERSION, StandinPaths, save_standins  # noqa: E402
+from evalkit.fileio import sha256_file  # noqa: E402
 
 FIXTURE = REPO / "tests" / "fixtures" / "ade20k_tiny"
 GOLDEN = REPO / "tests" / "fixtures" / "golden_reference.json"
@@ -58,7 +59,7 @@ _FIGURES = ("psnr", "psnr_std", "ssim", "ssim_std", "fid", "inception_score")
 
 def tree_digest(directory: Path) -> str:
     """One SHA-256 over the relative paths and SHA-256 of every file under ``directory`` (stamp included)."""
-    lines = [f"{p.relative_to(directory).as_posix()} {file_sha256(p)}\n"
+    lines = [f"{p.relative_to(directory).as_posix()} {sha256_file(p)}\n"
              for p in sorted(directory.rglob("*")) if p.is_file()]
     return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
 
@@ -66,7 +67,7 @@ def tree_digest(directory: Path) -> str:
 def standin_hashes(paths: StandinPaths) -> dict[str, str]:
     """SHA-256 of each ``.xml`` and ``.bin`` of the stand-ins, by file name."""
     files = [f for xml in vars(paths).values() for f in (xml, xml.with_suffix(".bin"))]
-    return {f.name: file_sha256(f) for f in sorted(files)}
+    return {f.name: sha256_file(f) for f in sorted(files)}
 
 
 def reference_copy(fixture: Path, destination: Path) -> tuple[Path, Path]:

@@ -12,7 +12,6 @@ for each pairs-file line ``X.jpg,Y.jpg[,...]``. Only fields 1 and 2 are read.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,16 +229,6 @@ def read_ground_truth(path: Path, pair: Pair | None = None) -> np.ndarray:
             return np.asarray(rgb, dtype=np.uint8).copy()
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise InputError(f"{path}: cannot decode ground-truth image ({exc}){_context(pair)}") from None
-
-
-def sha256_file(*paths: Path) -> str:
-    """Hex sha256 of a file's bytes (of several files' bytes one after the other, when given several)."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,13 @@ def image_tensor(bgr: np.ndarray, convention: InputConvention, layout: str = "NC
     return np.ascontiguousarray(x)
 
 
-def verifier_image(rgb: np.ndarray, size: int = defaults.VERIFIER_SIZE) -> np.ndarray:
-    """An RGB uint8 image at GT resolution -> BGR uint8 ``size x size`` (default bilinear ``cv2.resize``)."""
+#: The verifier's resize (the reference's ``cv2.resize`` default, bilinear).
+VERIFIER_INTERPOLATION = cv2.INTER_LINEAR
+
+
+def verifier_image(
+    rgb: np.ndarray, size: int = defaults.VERIFIER_SIZE, interpolation: int = VERIFIER_INTERPOLATION
+) -> np.ndarray:
+    """An RGB uint8 image at GT resolution -> BGR uint8 ``size x size`` (``cv2.resize``, default bilinear)."""
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    return cv2.resize(bgr, (size, size))
+    return cv2.resize(bgr, (size, size), interpolation=interpolation)

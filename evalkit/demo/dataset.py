@@ -29,7 +29,6 @@ files (JPEG and PNG bytes may change with the libjpeg or zlib of Pillow).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -40,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from evalkit.fileio import sha256_file, write_text_atomic
 
 __all__ = ["BUILD_VERSION", "DEFAULT_SIZES", "PAIRS_FILE", "SyntheticDataset", "build_synthetic_ade20k"]
 
@@ -205,19 +206,10 @@ def _write_tree(staging: Path, n_pairs: int, seed: int, sizes: Sequence[tuple[in
     (staging / PAIRS_FILE).write_bytes("".join(lines).encode("utf-8"))
 
 
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file (read in blocks: the verifier's weights are several MB)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _tree_hashes(directory: Path) -> dict[str, str]:
     """SHA-256 of every file of the data set, by path relative to ``directory`` (POSIX separators)."""
     files = [directory / PAIRS_FILE, *sorted(p for p in (directory / ROOT_NAME).rglob("*") if p.is_file())]
-    return {p.relative_to(directory).as_posix(): file_sha256(p) for p in files}
+    return {p.relative_to(directory).as_posix(): sha256_file(p) for p in files}
 
 
 def _parameters(n_pairs: int, seed: int, sizes: Sequence[tuple[int, int]]) -> dict[str, object]:
@@ -239,10 +231,9 @@ def _read_stamp(directory: Path) -> dict[str, object] | None:
     return stamp if isinstance(stamp, dict) else None
 
 
-def write_json_atomic(path: Path, temporary: Path, content: dict[str, object]) -> None:
-    """Write ``content`` to ``path`` atomically (through ``temporary`` on the same file system)."""
-    temporary.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+def write_json_atomic(path: Path, content: dict[str, object]) -> None:
+    """Write ``content`` to ``path`` as indented, key-sorted JSON, atomically."""
+    write_text_atomic(path, json.dumps(content, indent=1, sort_keys=True) + "\n")
 
 
 def _up_to_date(directory: Path, parameters: dict[str, object]) -> bool:
@@ -340,12 +331,12 @@ def build_synthetic_ade20k(
             stamp = {**parameters, "sha256": _tree_hashes(staging)}
             # While the tree is swapped the stamp says "ours, but not valid": a crash here leaves a folder
             # that the next call rebuilds instead of refusing to touch.
-            write_json_atomic(directory / _STAMP, staging / "stamp.tmp", {"building": True})
+            write_json_atomic(directory / _STAMP, {"building": True})
             if dataset.root.exists():  # an older build of ours: move aside, then delete
                 os.replace(dataset.root, staging / "previous")
             os.replace(staging / ROOT_NAME, dataset.root)
             os.replace(staging / PAIRS_FILE, dataset.pairs)
-            write_json_atomic(directory / _STAMP, staging / "stamp.tmp", stamp)
+            write_json_atomic(directory / _STAMP, stamp)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return dataset

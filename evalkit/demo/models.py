@@ -31,7 +31,8 @@ import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 
-from evalkit.demo.dataset import directory_lock, file_sha256, write_json_atomic
+from evalkit.demo.dataset import directory_lock, write_json_atomic
+from evalkit.fileio import sha256_file
 
 __all__ = [
     "AVGPOOL_NAME",
@@ -431,7 +432,7 @@ def _up_to_date(directory: Path, seed: int) -> bool:
         if {k: stamp.get(k) for k in _stamp_for(seed)} != _stamp_for(seed):
             return False
         expected = {f for xml in _FILES.values() for f in (xml, xml[:-4] + ".bin")}
-        return set(files) == expected and all(file_sha256(directory / f) == h for f, h in files.items())
+        return set(files) == expected and all(sha256_file(directory / f) == h for f, h in files.items())
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -482,9 +483,9 @@ def save_standins(directory: Path, *, seed: int = 0) -> StandinPaths:
             for xml in _FILES.values():
                 # .bin first: a reader that finds the new .xml also finds its weights.
                 for name in (xml[:-4] + ".bin", xml):
-                    hashes[name] = file_sha256(staging / name)
+                    hashes[name] = sha256_file(staging / name)
                     os.replace(staging / name, directory / name)
-            write_json_atomic(directory / _STAMP, staging / _STAMP, {**_stamp_for(seed), "sha256": hashes})
+            write_json_atomic(directory / _STAMP, {**_stamp_for(seed), "sha256": hashes})
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return paths

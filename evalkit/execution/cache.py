@@ -2,10 +2,15 @@
 
 Every model of a run, and every later run on the same data, scores its images against the same ground
 truths, so their verifier outputs are computed once and kept. An entry is keyed by everything that decides
-those outputs: the ground-truth file's bytes, the verifier model's bytes, its input convention, layout and
-size and output names, the preprocessing, the device and inference precision, the library versions that
-decode, resize and infer, and this module's :data:`FORMAT_VERSION`. A change in any of them is a new key,
-so an entry is never used for an input it was not computed from.
+those outputs: the ground-truth file's bytes, the verifier model's bytes, the values of its preprocessing
+(:class:`~evalkit.runtime.verifier.VerifierPreprocessing`: input size and layout, colour order, mean and
+scale, resize interpolation: the very object that prepares its input), its output names, the device and
+inference precision, the library versions that decode, resize and infer, and this module's
+:data:`FORMAT_VERSION`. A change in any of them is a new key, so an entry is never used for an input it was
+not computed from.
+
+:class:`GroundTruthCache` is how every executor uses it (in this process or on a Dask worker): the key of
+a pair's ground truth, lookup, store, and the counts for the one log line (:func:`cache_line`).
 
 Layout: ``DIR/ab/abcdef....feat``, one file per ground truth::
 
@@ -23,28 +28,30 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from evalkit.config import RuntimeSpec
+from evalkit.data.ade20k import Pair, pair_files
+from evalkit.fileio import sha256_file, write_bytes_atomic
 from evalkit.runtime.core import THREADS_PER_STREAM
 from evalkit.runtime.core import model_sha256 as runtime_model_sha256
-from evalkit.runtime.verifier import Verifier, VerifierOutput
+from evalkit.runtime.verifier import Verifier, VerifierOutput, VerifierPreprocessing
 
-#: Bump when the entry layout or anything the key does not capture changes (e.g. the preprocessing code).
+#: Bump when the entry layout or anything the key does not capture changes (e.g. the code of the ground-truth
+#: decoding or of the preprocessing, beyond the values of ``VerifierPreprocessing``).
 FORMAT_VERSION = 1
 #: Environment variable naming evalkit's cache root; the features go to its ``features`` folder.
 CACHE_ENV = "EVALKIT_CACHE_DIR"
-#: The verifier preprocessing of a ground truth (see :mod:`evalkit.data.preprocess`), part of every key.
-PREPROCESSING = "gt: Pillow decode, convert('RGB'); RGB->BGR; cv2.resize bilinear to the input size"
+#: The folders of the cache root: ground-truth verifier outputs, and OpenVINO's compiled models.
+FEATURES_FOLDER = "features"
+COMPILED_MODELS_FOLDER = "ov-compiled"
 
 _MAGIC = b"EVKFEAT1"
 _SUFFIX = ".feat"
-_TMP_PREFIX = ".tmp-"
 _DIGEST = 32
 _LEN = struct.Struct("<I")
 
@@ -52,7 +59,8 @@ _LEN = struct.Struct("<I")
 def cache_root(root: str | Path | None = None) -> Path:
     """evalkit's cache folder: ``root`` if given, else ``$EVALKIT_CACHE_DIR``, else ``~/.cache/evalkit``.
 
-    ``evalkit demo`` keeps its stand-ins and data in its ``demo`` folder, the feature cache is ``features``.
+    ``evalkit demo`` keeps its stand-ins and data in its ``demo`` folder, the feature cache is ``features``,
+    OpenVINO's compiled models are in ``ov-compiled``.
     """
     if root is not None:
         return Path(root).expanduser()
@@ -62,7 +70,12 @@ def cache_root(root: str | Path | None = None) -> Path:
 
 def default_cache_dir(root: str | Path | None = None) -> Path:
     """The feature cache's folder: ``features`` in :func:`cache_root`."""
-    return cache_root(root) / "features"
+    return cache_root(root) / FEATURES_FOLDER
+
+
+def compiled_models_dir(root: str | Path | None = None) -> Path:
+    """OpenVINO's compiled-model cache (its ``CACHE_DIR``): ``ov-compiled`` in :func:`cache_root`."""
+    return cache_root(root) / COMPILED_MODELS_FOLDER
 
 
 def _library_versions() -> dict[str, str]:
@@ -76,20 +89,20 @@ def _library_versions() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class VerifierIdentity:
-    """Everything besides the image that decides the verifier's outputs on a ground truth."""
+    """Everything besides the image that decides the verifier's outputs on a ground truth.
+
+    ``preprocessing`` is the loaded verifier's own :class:`~evalkit.runtime.verifier.VerifierPreprocessing`
+    (what :meth:`~evalkit.runtime.verifier.Verifier.feed` applies), taken whole: every one of its values
+    enters the key, including any added later.
+    """
 
     model_sha256: str
-    color_order: str
-    mean: float
-    scale: float
-    layout: str
-    size: tuple[int, int]
+    preprocessing: VerifierPreprocessing
     probabilities_output: str
     features_output: str
     device: str
     inference_precision: str
     threads_per_stream: int
-    preprocessing: str = PREPROCESSING
     libraries: dict[str, str] = field(default_factory=_library_versions)
 
     @classmethod
@@ -101,11 +114,7 @@ class VerifierIdentity:
         assert spec.path is not None, "a loaded verifier has a path"
         return cls(
             model_sha256=model_sha256 or runtime_model_sha256(spec.path),
-            color_order=spec.input.color_order,
-            mean=float(spec.input.mean),
-            scale=float(spec.input.scale),
-            layout=verifier.layout,
-            size=tuple(verifier.size),
+            preprocessing=verifier.preprocessing,
             probabilities_output=spec.probabilities_output,
             features_output=spec.features_output,
             device=runtime.device,
@@ -115,6 +124,7 @@ class VerifierIdentity:
 
     def digest(self) -> str:
         """A hex digest of the identity and :data:`FORMAT_VERSION`."""
+        # asdict recurses into the preprocessing (and its input convention): each value is in the text
         text = json.dumps({"format": FORMAT_VERSION, **asdict(self)}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -128,6 +138,12 @@ class CacheStats:
     rebuilt: int = 0  #: entries found stale or corrupt, not used (overwritten by the next ``put``)
     writes: int = 0  #: entries written
     write_errors: int = 0  #: entries that could not be written (the run goes on without them)
+
+    def __add__(self, other: CacheStats) -> CacheStats:
+        return CacheStats(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def __sub__(self, other: CacheStats) -> CacheStats:
+        return CacheStats(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)})
 
 
 class FeatureCache:
@@ -166,6 +182,10 @@ class FeatureCache:
             for name, delta in deltas.items():
                 setattr(self.stats, name, getattr(self.stats, name) + delta)
 
+    def add_stats(self, done_elsewhere: CacheStats) -> None:
+        """Count what another process did with this folder (a Dask worker's share of a run)."""
+        self._count(**asdict(done_elsewhere))
+
     def get(self, key: str) -> VerifierOutput | None:
         """The cached outputs of ``key``, or ``None`` (absent, stale or corrupt: never a wrong entry)."""
         try:
@@ -186,18 +206,10 @@ class FeatureCache:
         A write that fails (read-only or full disk) is counted in ``stats.write_errors``, not raised: the
         cache only saves time.
         """
-        target = self.path(key)
-        tmp = None
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_SUFFIX, dir=target.parent)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(_encode(out, key))
-            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the entry from other users of a shared cache
-            os.replace(tmp, target)
+            # 0644 whatever the umask: the entry is for every user of a shared cache
+            write_bytes_atomic(self.path(key), _encode(out, key), mode=0o644)
         except OSError:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
             self._count(write_errors=1)
             return False
         self._count(writes=1)
@@ -209,6 +221,78 @@ class FeatureCache:
         Only evalkit's own files are removed, so a mistaken ``--cache-dir`` loses nothing else.
         """
         return clear_cache(self.directory)
+
+
+class GroundTruthCache:
+    """One run's use of a :class:`FeatureCache`: each pair's key, lookup, store, and what it did.
+
+    Every executor goes through it: the sequential loop and the Dask workers (:func:`evalkit.execution.pair.
+    evaluate_pairs`), and the pipelined executor (lookup on its reader threads, store when the record is
+    delivered). It is safe to share between threads.
+
+    Parameters
+    ----------
+    cache
+        The feature cache.
+    verifier
+        The loaded verifier the run verifies with (its model, preprocessing and output names are in the key).
+    runtime
+        The run's runtime settings (device and precision are in the key).
+    root
+        The data root the pairs' files are in.
+    identity
+        The :meth:`VerifierIdentity.digest` if already known (a Dask worker keeps it with its compiled
+        models); otherwise computed here, which hashes the verifier's model file.
+    """
+
+    def __init__(
+        self,
+        cache: FeatureCache,
+        verifier: Verifier,
+        runtime: RuntimeSpec,
+        root: Path,
+        identity: str | None = None,
+    ) -> None:
+        self.cache = cache
+        self.root = root
+        self.identity = identity or VerifierIdentity.of(verifier, runtime).digest()
+        self._before = replace(cache.stats)
+
+    def key(self, pair: Pair) -> str | None:
+        """The entry key of ``pair``'s ground truth; ``None`` if its file cannot be read now (not cached)."""
+        try:
+            return self.cache.key(self.identity, sha256_file(pair_files(self.root, pair).ground_truth))
+        except OSError:  # the file went away after it was read: no caching for this pair
+            return None
+
+    def lookup(self, pair: Pair) -> tuple[str | None, VerifierOutput | None]:
+        """``pair``'s key and its cached verifier outputs (``None``: verify the ground truth, then
+        :meth:`store`)."""
+        key = self.key(pair)
+        return key, (self.cache.get(key) if key is not None else None)
+
+    def store(self, key: str | None, out: VerifierOutput) -> None:
+        """Keep the outputs computed for a key :meth:`lookup` missed (nothing for a ``None`` key)."""
+        if key is not None:
+            self.cache.put(key, out)
+
+    def used(self) -> CacheStats:
+        """What this run did with the cache so far (the cache's counters since this object was made)."""
+        return self.cache.stats - self._before
+
+    def report(self) -> str:
+        """The run's log line (:func:`cache_line`) for what it did with the cache so far."""
+        return cache_line(self.cache.directory, self.used())
+
+
+def cache_line(directory: Path, used: CacheStats) -> str:
+    """The one log line of a run that used the feature cache in ``directory`` (every executor logs it)."""
+    message = f"feature cache {directory}: {used.hits} ground truths reused, {used.misses} computed"
+    if used.rebuilt:
+        message += f" ({used.rebuilt} stale or corrupt entries rebuilt)"
+    if used.write_errors:
+        message += f"; {used.write_errors} entries could not be written"
+    return message
 
 
 def clear_cache(directory: str | Path | None = None) -> int:

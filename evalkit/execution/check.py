@@ -1,16 +1,19 @@
-"""``evalkit check``: validate a run's every input before any inference, and list every problem found.
+"""The one list of checks of a run's inputs: ``evalkit check`` runs them all, ``evalkit run`` the first part.
 
-The same checks run lazily, pair by pair, during ``evalkit run``; ``check`` runs them all up front (the
-pairs in parallel threads: OpenCV and Pillow release the GIL while decoding) so that a two-hour run does
-not die at pair 1900.
+:func:`pre_run_problems` yields, lazily and in order, the problems that ``run`` looks for before any
+inference: the data root, the pairs file, the output folder, each model, the verifier (cheap checks first).
+``run`` stops at the first one; :func:`check` lists every one and then checks every file of every pair
+(in parallel threads: OpenCV and Pillow release the GIL while decoding), which ``run`` does lazily, pair by
+pair, so that a two-hour run does not die at pair 1900.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from evalkit import config as cfg
 from evalkit.data.ade20k import Pair, check_root, read_pair, read_pairs
@@ -24,12 +27,13 @@ from evalkit.runtime.verifier import read_verifier_model
 class CheckReport:
     """What ``check`` looked at and the one-line problems it found (empty when all is well)."""
 
-    n_pairs: int
+    n_pairs: int  #: pairs checked (0 when the data root or the pairs file is unusable)
     n_models: int
     problems: tuple[str, ...]
 
     @property
     def ok(self) -> bool:
+        """Whether no problem was found."""
         return not self.problems
 
 
@@ -47,36 +51,76 @@ def output_problem(output: Path | None) -> str | None:
     return None
 
 
-def check(
-    config: cfg.Config, *, workers: int = 4, progress: Callable[[int, int], None] | None = None
-) -> CheckReport:
-    """Check config, data root, pairs file, every file of every pair, the models and the output folder.
+def _failure(step: Callable[..., Any], *args: Any, **kwargs: Any) -> Iterator[str]:
+    # One check: its one-line problem, if it raises InputError.
+    try:
+        step(*args, **kwargs)
+    except InputError as exc:
+        yield str(exc)
 
-    Problems that make further checks meaningless (an incomplete config, a missing data root or pairs
-    file) are raised as :class:`~evalkit.errors.InputError`; everything else is collected.
+
+def pre_run_problems(config: cfg.Config, *, output: Path | None) -> Iterator[str]:
+    """Yield the problems of a run's inputs that are checked before inference, one line each, in order.
+
+    Data root, pairs file, ``output`` (created if missing; ``None``: not checked), each translation model
+    and the verifier (read, not compiled: files, inputs and outputs). Lazy: a caller that stops at the
+    first problem pays for no later check.
+
+    Raises
+    ------
+    InputError
+        When the config lacks a path a run needs (no check can be made without it).
     """
     cfg.require_complete(config)
     assert config.dataset.root is not None and config.dataset.pairs is not None
-    root = config.dataset.root
-    check_root(root)
-    pairs = read_pairs(config.dataset.pairs, limit=config.dataset.limit)
-    problems: list[str] = []
-
+    yield from _failure(check_root, config.dataset.root)
+    yield from _failure(read_pairs, config.dataset.pairs, limit=config.dataset.limit)
+    problem = output_problem(output)
+    if problem:
+        yield problem
     core = make_core()
     for spec in config.models:
-        try:
-            read_translator_model(core, spec)
-        except InputError as exc:
-            problems.append(str(exc))
-    try:
-        read_verifier_model(core, config.verifier)
-    except InputError as exc:
-        problems.append(str(exc))
-    problem = output_problem(config.output)
-    if problem:
-        problems.append(problem)
+        yield from _failure(read_translator_model, core, spec)
+    yield from _failure(read_verifier_model, core, config.verifier)
 
-    def check_pair(pair: Pair) -> str | None:
+
+def require_runnable(config: cfg.Config, *, output: Path | None) -> None:
+    """Raise the first problem :func:`pre_run_problems` finds (what ``run`` does before inference).
+
+    Raises
+    ------
+    InputError
+        The first problem, one line naming the file or key.
+    """
+    problem = next(pre_run_problems(config, output=output), None)
+    if problem is not None:
+        raise InputError(problem)
+
+
+def check(
+    config: cfg.Config, *, workers: int = 4, progress: Callable[[int, int], None] | None = None
+) -> CheckReport:
+    """Check everything a run of ``config`` reads or writes; list every problem, not the first one.
+
+    The checks of :func:`pre_run_problems` (with ``config.output``), then every file of every pair:
+    present, decodable, labels within 0..150, masks the size of their images. ``progress(done, total)``
+    is called as pairs are checked.
+
+    Raises
+    ------
+    InputError
+        Only when the config lacks a path a run needs.
+    """
+    problems = list(pre_run_problems(config, output=config.output))
+    root, pairs_file = config.dataset.root, config.dataset.pairs
+    assert root is not None and pairs_file is not None
+    try:
+        check_root(root)
+        pairs = read_pairs(pairs_file, limit=config.dataset.limit)
+    except InputError:  # listed above; without a data root and a pairs file no pair can be checked
+        pairs = []
+
+    def pair_problem(pair: Pair) -> str | None:
         try:
             read_pair(root, pair)
         except InputError as exc:
@@ -84,7 +128,7 @@ def check(
         return None
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="evalkit-check") as pool:
-        for done, problem in enumerate(pool.map(check_pair, pairs), start=1):
+        for done, problem in enumerate(pool.map(pair_problem, pairs), start=1):
             if problem:
                 problems.append(problem)
             if progress is not None:

@@ -7,8 +7,14 @@ How a run goes:
   (:func:`evaluate_shard`) that returns the shard's :class:`~evalkit.execution.journal.PairRecord` objects:
   per-pair scores and the verifier's probabilities and features, unreduced. Merging is concatenation in pair
   order, so nothing is lost or approximated and the summary stage sees the same arrays as in-process;
-- each worker process compiles the models once and keeps them for every later shard of the same models
-  (see :data:`_MODEL_CACHE`);
+- each worker process compiles the models once (:func:`evalkit.runtime.models.compile_models`, as the
+  sequential executor does) and keeps them for every later shard of the same models (see
+  :data:`_MODEL_CACHE`); a shard runs the sequential executor's pair loop
+  (:meth:`evalkit.execution.pair.PairEvaluator.records`);
+- the executor's feature cache, OpenVINO compiled-model cache and ``save_images`` folders are sent to the
+  workers (:class:`ShardOptions`), which read and write them directly: on several machines they must be on
+  a shared filesystem. Each shard returns what it did with the feature cache, and the client logs the
+  in-process run's cache line;
 - the client delivers records in pair order as shards complete (a reorder buffer holds shards that
   finish early), so the journal is written exactly as by the in-process executor;
 - a task that raises (a worker out of memory, an OpenVINO runtime error) is retried by Dask (``retries``);
@@ -42,22 +48,22 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from evalkit import config as cfg
+from evalkit import defaults
 from evalkit.data.ade20k import Pair, check_root
 from evalkit.errors import InputError
-from evalkit.execution.inprocess import PREFETCH_DEPTH, OnError, _prefetched, step_names
+from evalkit.execution.cache import CacheStats, FeatureCache, GroundTruthCache, VerifierIdentity, cache_line
+from evalkit.execution.inprocess import step_names
 from evalkit.execution.journal import PairRecord
-from evalkit.execution.pair import evaluate_pair, prepare_pair, skipped_record
+from evalkit.execution.pair import OnError, PairEvaluator
+from evalkit.runtime.models import ModelSet, compile_models
 
 if TYPE_CHECKING:
     from distributed import Client, Future, LocalCluster
 
-    from evalkit.runtime.translator import Translator
-    from evalkit.runtime.verifier import Verifier
-
 #: Pairs per task by default: large enough that scheduling overhead (~1 ms a task) and the per-task
 #: transfer are negligible against ~0.1-1 s of work per pair, small enough to balance load and to lose
 #: little work when a worker dies.
-DEFAULT_SHARD_SIZE = 16
+DEFAULT_SHARD_SIZE = defaults.SHARD_SIZE
 #: Automatic retries of a shard whose task raised (not for bad inputs, which are returned, not raised).
 DEFAULT_RETRIES = 2
 #: Model sets kept per worker process for configs not in use; an older one is dropped (LRU).
@@ -70,11 +76,34 @@ INSTALL_HINT = "pip install 'evalkit[distributed]'"
 
 
 @dataclass
-class ModelSet:
-    """The compiled models of one config in one worker process: every translator and the verifier."""
+class WorkerModels:
+    """A worker's compiled models of one config, and the ground-truth cache identity of their verifier.
 
-    translators: list[Translator]
-    verifier: Verifier
+    ``gt_identity`` is computed on the first shard that uses the feature cache (it hashes the verifier's
+    file) and kept with the models: the model cache key changes when the file does.
+    """
+
+    models: ModelSet
+    gt_identity: str | None = None
+
+
+@dataclass(frozen=True)
+class ShardOptions:
+    """The executor's settings every shard needs, as absolute paths the workers read and write.
+
+    Attributes
+    ----------
+    feature_cache
+        The ground-truth feature cache folder (``None``: verify every ground truth, as ``--no-cache``).
+    compiled_cache
+        OpenVINO's compiled-model cache folder (``None``: compile without it).
+    save_images
+        Where each generated image is kept (``--save-images``), or ``None``.
+    """
+
+    feature_cache: Path | None = None
+    compiled_cache: Path | None = None
+    save_images: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +122,8 @@ class ShardResult:
         Wall time of the task on the worker, compilation included.
     compiled
         Whether this task compiled the models (the worker's first shard of this config).
+    cache_used
+        What the shard did with the feature cache (``None`` without one).
     """
 
     records: list[PairRecord]
@@ -100,6 +131,7 @@ class ShardResult:
     worker: str
     seconds: float
     compiled: bool
+    cache_used: CacheStats | None = None
 
 
 class _WorkerModelCache:
@@ -113,12 +145,12 @@ class _WorkerModelCache:
     def __init__(self, max_configs: int = MAX_CACHED_CONFIGS) -> None:
         self.max_configs = max_configs
         self._lock = threading.Lock()
-        self._free: OrderedDict[str, list[ModelSet]] = OrderedDict()
+        self._free: OrderedDict[str, list[WorkerModels]] = OrderedDict()
         self.compilations = 0
         self.shards = 0
 
     @contextlib.contextmanager
-    def checkout(self, key: str, build: Callable[[], ModelSet]) -> Iterator[tuple[ModelSet, bool]]:
+    def checkout(self, key: str, build: Callable[[], WorkerModels]) -> Iterator[tuple[WorkerModels, bool]]:
         """Lend a model set for ``key``, building one if none is free; yields it and whether it was built."""
         with self._lock:
             self.shards += 1
@@ -210,19 +242,6 @@ def model_cache_key(config: cfg.Config, worker: str = "") -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-def _compile(config: cfg.Config) -> ModelSet:
-    # Compiled as the sequential executor compiles (one stream, one thread:
-    # evalkit.runtime.core.compile_model), so that each inference gives the same bits on a worker as
-    # in-process.
-    from evalkit.runtime.core import make_core
-    from evalkit.runtime.translator import load_translator
-    from evalkit.runtime.verifier import load_verifier
-
-    core = make_core()
-    translators = [load_translator(core, spec, config.runtime) for spec in config.models]
-    return ModelSet(translators=translators, verifier=load_verifier(core, config.verifier, config.runtime))
-
-
 def _check_data_root(root: Path, worker: str) -> None:
     if not root.is_dir():
         raise _not_found(root, "data root", worker)
@@ -233,36 +252,43 @@ def _check_data_root(root: Path, worker: str) -> None:
 
 
 def _evaluate_pairs(
-    config: cfg.Config, pairs: Sequence[Pair], models: ModelSet, on_error: OnError
-) -> tuple[list[PairRecord], str | None]:
-    # The loop of the sequential in-process path (one pair after the other, inputs read a few pairs ahead,
-    # the same fail and skip rules), with the records returned instead of delivered.
+    config: cfg.Config, pairs: Sequence[Pair], held: WorkerModels, on_error: OnError, options: ShardOptions
+) -> tuple[list[PairRecord], str | None, CacheStats | None]:
+    # The sequential executor's pair loop, with the records returned instead of delivered and a bad pair's
+    # message returned instead of raised.
     root = config.dataset.root
     assert root is not None
+    ground_truths = None
+    if options.feature_cache is not None:
+        verifier = held.models.verifier
+        if held.gt_identity is None:
+            held.gt_identity = VerifierIdentity.of(verifier, config.runtime).digest()
+        cache = FeatureCache(options.feature_cache)
+        ground_truths = GroundTruthCache(cache, verifier, config.runtime, root, identity=held.gt_identity)
+    evaluator = PairEvaluator(root, held.models, config.metrics, ground_truths, options.save_images)
     records: list[PairRecord] = []
-    stream = _prefetched(lambda p: prepare_pair(root, p), pairs, PREFETCH_DEPTH)
-    with contextlib.closing(stream):  # an early return stops the reader thread now, not at garbage collection
-        for pair, inputs in stream:
-            try:
-                if isinstance(inputs, InputError):
-                    raise inputs
-                record = evaluate_pair(inputs, models.translators, models.verifier, config.metrics)
-            except InputError as exc:
-                if on_error != "skip":
-                    return records, str(exc)
-                record = skipped_record(pair, str(exc))
-            records.append(record)
-    return records, None
+    error = None
+    try:
+        with contextlib.closing(evaluator.records(pairs, on_error)) as stream:
+            for record in stream:
+                records.append(record)
+    except InputError as exc:
+        error = str(exc)
+    return records, error, ground_truths.used() if ground_truths is not None else None
 
 
-def evaluate_shard(config: cfg.Config, pairs: Sequence[Pair], on_error: OnError) -> ShardResult:
+def evaluate_shard(
+    config: cfg.Config, pairs: Sequence[Pair], on_error: OnError, options: ShardOptions | None = None
+) -> ShardResult:
     """Evaluate consecutive pairs with this process's cached models (the task a Dask worker runs).
 
     Bad inputs never raise: the result carries the records before the bad pair and the error message
     (``on_error="fail"``) or a skipped record in its place (``"skip"``). A model or data root missing on
     this worker, or models that do not compile here, end the shard with an error in either mode, since
     every other pair would fail the same way. Any other exception propagates, for Dask to retry.
+    ``options`` (default: no cache, no saved images) are the executor's caches and ``save_images``.
     """
+    options = options if options is not None else ShardOptions()
     t0 = time.perf_counter()
     worker = _worker_name()
     assert config.dataset.root is not None
@@ -272,18 +298,20 @@ def evaluate_shard(config: cfg.Config, pairs: Sequence[Pair], on_error: OnError)
     except InputError as exc:
         return ShardResult([], str(exc), worker, time.perf_counter() - t0, compiled=False)
 
-    def build() -> ModelSet:
+    def build() -> WorkerModels:
+        # compiled as the sequential executor compiles (one stream, one thread), so that each inference
+        # gives the same bits on a worker as in-process
         try:
-            return _compile(config)
+            return WorkerModels(compile_models(config, compiled_cache=options.compiled_cache))
         except InputError as exc:
             raise InputError(f"{exc} [on Dask worker {worker}]") from None
 
     try:
-        with _MODEL_CACHE.checkout(key, build) as (models, built):
-            records, error = _evaluate_pairs(config, pairs, models, on_error)
+        with _MODEL_CACHE.checkout(key, build) as (held, built):
+            records, error, used = _evaluate_pairs(config, pairs, held, on_error, options)
     except InputError as exc:  # only build() raises here: pair errors are returned by _evaluate_pairs
         return ShardResult([], str(exc), worker, time.perf_counter() - t0, compiled=False)
-    return ShardResult(records, error, worker, time.perf_counter() - t0, compiled=built)
+    return ShardResult(records, error, worker, time.perf_counter() - t0, compiled=built, cache_used=used)
 
 
 # ------------------------------------------------------------------------------------------ client side
@@ -348,6 +376,16 @@ class DaskExecutor:
         least 4). Bounds the reorder buffer and the work done past a bad pair in ``on_error="fail"`` mode.
     connect_timeout
         Seconds to wait for the scheduler to answer and, at each run, for at least one worker.
+    cache
+        The ground-truth feature cache (``None``: verify every ground truth). The workers open its folder
+        themselves (it must be the same path on every machine, on a shared filesystem); its ``stats`` count
+        what they did, and one line says so at the end of a run, as in-process.
+    log
+        Receives the cache line at the end of a run (the CLI's ``log``).
+    save_images
+        If given, the workers keep every generated image as ``save_images/MODEL/PAIR_ID.png``.
+    compiled_cache
+        OpenVINO's compiled-model cache folder the workers compile with (``None``: none).
 
     Raises
     ------
@@ -365,6 +403,10 @@ class DaskExecutor:
         retries: int = DEFAULT_RETRIES,
         max_pending_shards: int | None = None,
         connect_timeout: float = 30.0,
+        cache: FeatureCache | None = None,
+        log: Callable[[str], None] | None = None,
+        save_images: Path | None = None,
+        compiled_cache: Path | None = None,
     ) -> None:
         try:
             from distributed import Client, LocalCluster
@@ -384,6 +426,10 @@ class DaskExecutor:
         self.retries = retries
         self.max_pending_shards = max_pending_shards
         self.connect_timeout = connect_timeout
+        self.cache = cache
+        self.log = log
+        self.save_images = save_images
+        self.compiled_cache = compiled_cache
         self._cluster: LocalCluster | None = None
         self._client: Client | None = None
         self._environ: dict[str, str | None] = {}
@@ -497,6 +543,7 @@ class DaskExecutor:
         shards = shards_of(pairs, self.shard_size)
         if not shards:
             return
+        options = self._shard_options()
         if self._cluster is None:
             try:
                 client.wait_for_workers(1, timeout=self.connect_timeout)
@@ -520,6 +567,7 @@ class DaskExecutor:
                     config,
                     shards[next_submit],
                     on_error,
+                    options,
                     retries=self.retries,
                     pure=False,  # always recompute: files may have been fixed since an identical call
                     priority=-next_submit,  # earlier shards first, so the buffer stays small
@@ -529,12 +577,15 @@ class DaskExecutor:
                 completions.add(future)
                 next_submit += 1
 
+        before = replace(self.cache.stats) if self.cache is not None else None
         try:
             top_up()
             for future in completions:
                 index, _ = pending.pop(future.key)
                 ready[index] = future.result()  # a task that failed beyond its retries raises here
                 future.release()
+                if self.cache is not None and ready[index].cache_used is not None:
+                    self.cache.add_stats(ready[index].cache_used)
                 while next_deliver in ready:
                     result = ready.pop(next_deliver)
                     next_deliver += 1
@@ -551,13 +602,28 @@ class DaskExecutor:
                 # best effort: a failure to cancel (a lost connection) must not hide the error being raised
                 with contextlib.suppress(Exception):
                     client.cancel([future for _, future in pending.values()])
+            if self.cache is not None and before is not None and self.log is not None:
+                self.log(cache_line(self.cache.directory, self.cache.stats - before))
+
+    def _shard_options(self) -> ShardOptions:
+        # absolute: a worker elsewhere has another current directory (as for the config's paths)
+        def absolute(path: Path | None) -> Path | None:
+            return None if path is None else Path(path).expanduser().absolute()
+
+        return ShardOptions(
+            feature_cache=absolute(self.cache.directory) if self.cache is not None else None,
+            compiled_cache=absolute(self.compiled_cache),
+            save_images=absolute(self.save_images),
+        )
 
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",
     "DaskExecutor",
     "ModelSet",
+    "ShardOptions",
     "ShardResult",
+    "WorkerModels",
     "absolute_paths",
     "evaluate_shard",
     "model_cache_key",

@@ -20,13 +20,17 @@ from evalkit import config as cfg
 from evalkit.data.ade20k import Pair, pair_files, read_pairs
 from evalkit.defaults import GALLERY_PAIRS
 from evalkit.execution.pair import generate, prepare_pair
-from evalkit.results import RunResult, write_text_atomic
+from evalkit.fileio import finite_or_none, write_text_atomic
+from evalkit.metrics.registry import per_image_metrics
+from evalkit.results import RunResult
 from evalkit.runtime.core import make_core
 from evalkit.runtime.translator import load_translator
 
 #: Longest side of a saved gallery image.
 THUMBNAIL_SIZE = 320
 MANIFEST = "gallery.json"
+#: The scores shown under each gallery image: the reference per-image metrics (PSNR, SSIM).
+REFERENCE_PER_IMAGE = per_image_metrics(extended=False)
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class GalleryChoice:
 def choose_pairs(result: RunResult, k: int = GALLERY_PAIRS, seed: int = 0) -> list[GalleryChoice]:
     """The ``k`` pairs with the largest PSNR drop against the reference model, then ``k`` random others."""
     names = list(result.models)
-    reference = result.config.get("metrics", {}).get("reference_model") or names[0]
+    reference = result.reference_model
     ref_samples = result.models[reference].samples
     others = [n for n in names if n != reference] or [reference]
     drops = []
@@ -104,21 +108,17 @@ def write_gallery(config: cfg.Config, result: RunResult, directory: Path, k: int
             },
         }
         scores = {
-            name: {"psnr": _json_num(index[name][stem].psnr), "ssim": _json_num(index[name][stem].ssim)}
+            name: {m.key: finite_or_none(index[name][stem].values[m.key]) for m in REFERENCE_PER_IMAGE}
             for name in index
         }
         entries.append(
             {
                 "pair_id": stem,
                 "reason": choice.reason,
-                "delta_psnr": _json_num(choice.delta_psnr),
+                "delta_psnr": finite_or_none(choice.delta_psnr),
                 "images": images,
                 "scores": scores,
             }
         )
     write_text_atomic(directory / MANIFEST, json.dumps({"pairs": entries}, indent=1, allow_nan=False) + "\n")
     return directory
-
-
-def _json_num(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None

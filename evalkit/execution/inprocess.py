@@ -8,6 +8,9 @@ and resize pairs; each model and the verifier has a ring of infer requests start
 (THROUGHPUT hint); worker threads turn outputs into images and scores; the calling thread only routes
 finished steps and delivers records in pair order. :class:`SequentialExecutor` does one step after the
 other with one synchronous request per model: it is the oracle the pipelined one is tested against.
+Both run the steps of :class:`~evalkit.execution.pair.PairEvaluator` (the sequential one its pair loop,
+which the Dask workers run too) with models compiled by :func:`evalkit.runtime.models.compile_models`;
+they differ only in how they schedule them.
 
 Every model is compiled with one CPU thread per stream (:data:`evalkit.runtime.core.THREADS_PER_STREAM`), so
 both executors, and any number of streams, requests or threads, give the same bits.
@@ -15,43 +18,42 @@ both executors, and any number of streams, requests or threads, give the same bi
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import openvino as ov
 
 from evalkit import config as cfg
-from evalkit.data.ade20k import Pair, pair_files, sha256_file
+from evalkit.data.ade20k import Pair
 from evalkit.errors import InputError
-from evalkit.execution.cache import CacheStats, FeatureCache, VerifierIdentity
+from evalkit.execution.cache import FeatureCache, GroundTruthCache
 from evalkit.execution.journal import PairRecord
 from evalkit.execution.pair import (
+    PREFETCH_DEPTH,
+    ImageSink,
+    OnError,
+    PairEvaluator,
     PairInputs,
-    evaluate_pair,
     finish_image,
     model_record,
-    prepare_pair,
-    sample_scores,
-    save_image,
-    saved_image_path,
+    pair_record,
     skipped_record,
 )
-from evalkit.runtime.core import CompiledModel, make_core, optimal_requests
-from evalkit.runtime.translator import Translator, load_translator
-from evalkit.runtime.verifier import Verifier, VerifierOutput, load_verifier
+from evalkit.runtime.core import CompiledModel, optimal_requests
+from evalkit.runtime.models import ModelSet, compile_models
+from evalkit.runtime.translator import Translator
+from evalkit.runtime.verifier import Verifier, VerifierOutput
 
-OnError = Literal["fail", "skip"]
 #: The progress step of the verifier (the models' steps are their names).
 VERIFIER_STEP = "verifier"
-#: How many pairs are read and preprocessed ahead of inference (sequential executor, Dask workers).
-PREFETCH_DEPTH = 4
 
 
 class Executor(Protocol):
@@ -79,58 +81,19 @@ def step_names(config: cfg.Config) -> list[str]:
     return [m.name for m in config.models] + [VERIFIER_STEP]
 
 
-def _prefetched(
-    fn: Callable[[Pair], PairInputs], pairs: Sequence[Pair], depth: int
-) -> Iterator[tuple[Pair, PairInputs | InputError]]:
-    # OpenCV and Pillow release the GIL while decoding and resizing, so a worker thread keeps the next
-    # pairs ready while OpenVINO runs the current one. Order is preserved; a bad pair's error is handed
-    # over in its place, so that --on-error skip can go on.
-    def safe(pair: Pair) -> PairInputs | InputError:
-        try:
-            return fn(pair)
-        except InputError as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-read") as pool:
-        pending: deque[tuple[Pair, Future[PairInputs | InputError]]] = deque()
-        it = iter(pairs)
-        for pair in it:
-            pending.append((pair, pool.submit(safe, pair)))
-            if len(pending) >= depth:
-                break
-        try:
-            while pending:
-                pair, future = pending.popleft()
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending.append((nxt, pool.submit(safe, nxt)))
-                yield pair, future.result()
-        finally:  # closed early (a bad pair in fail mode): do not read what nobody will use
-            for _, future in pending:
-                future.cancel()
-
-
-def _ground_truth_key(cache: FeatureCache, identity: str, root: Path, pair: Pair) -> str | None:
-    try:
-        return cache.key(identity, sha256_file(pair_files(root, pair).ground_truth))
-    except OSError:  # the file went away after it was read: no caching for this pair
+def ground_truth_cache(
+    cache: FeatureCache | None, models: ModelSet, config: cfg.Config
+) -> GroundTruthCache | None:
+    """The run's :class:`~evalkit.execution.cache.GroundTruthCache` over ``cache`` (``None``: no cache)."""
+    if cache is None:
         return None
+    assert config.dataset.root is not None
+    return GroundTruthCache(cache, models.verifier, config.runtime, config.dataset.root)
 
 
-def _log_cache(
-    cache: FeatureCache | None, before: CacheStats | None, log: Callable[[str], None] | None
-) -> None:
-    if cache is None or before is None or log is None:
-        return
-    now = cache.stats
-    hits, misses = now.hits - before.hits, now.misses - before.misses
-    rebuilt, failed = now.rebuilt - before.rebuilt, now.write_errors - before.write_errors
-    message = f"feature cache {cache.directory}: {hits} ground truths reused, {misses} computed"
-    if rebuilt:
-        message += f" ({rebuilt} stale or corrupt entries rebuilt)"
-    if failed:
-        message += f"; {failed} entries could not be written"
-    log(message)
+def _log_cache_use(ground_truths: GroundTruthCache | None, log: Callable[[str], None] | None) -> None:
+    if ground_truths is not None and log is not None:
+        log(ground_truths.report())
 
 
 @dataclass
@@ -147,11 +110,17 @@ class SequentialExecutor:
         Receives one line with the cache's hits and misses at the end of a run (the CLI's ``log``).
     save_images
         If given, every generated image is kept as ``save_images/MODEL/PAIR_ID.png`` (``--save-images``).
+    compiled_cache
+        OpenVINO's compiled-model cache folder (``None``: the models are compiled every run).
+    on_image
+        Receives every generated image and its scores (:data:`evalkit.execution.pair.ImageSink`).
     """
 
     cache: FeatureCache | None = None
     log: Callable[[str], None] | None = None
     save_images: Path | None = None
+    compiled_cache: Path | None = None
+    on_image: ImageSink | None = None
 
     def evaluate(
         self,
@@ -165,38 +134,20 @@ class SequentialExecutor:
         """See :class:`Executor`."""
         root = config.dataset.root
         assert root is not None
-        core = make_core()
-        translators = [load_translator(core, spec, config.runtime) for spec in config.models]
-        verifier = load_verifier(core, config.verifier, config.runtime)
-        cache = self.cache
-        identity = VerifierIdentity.of(verifier, config.runtime).digest() if cache is not None else ""
-        before = replace(cache.stats) if cache is not None else None
+        models = compile_models(config, compiled_cache=self.compiled_cache)
+        ground_truths = ground_truth_cache(self.cache, models, config)
+        evaluator = PairEvaluator(
+            root, models, config.metrics, ground_truths, self.save_images, self.on_image
+        )
         steps = step_names(config)
         try:
-            for pair, inputs in _prefetched(lambda p: prepare_pair(root, p), pairs, PREFETCH_DEPTH):
-                key, cached = None, None
-                try:
-                    if isinstance(inputs, InputError):
-                        raise inputs
-                    if cache is not None:
-                        key = _ground_truth_key(cache, identity, root, pair)
-                        cached = cache.get(key) if key is not None else None
-                    gt_out = cached if cached is not None else verifier(inputs.ground_truth)
-                    record = evaluate_pair(
-                        inputs, translators, verifier, config.metrics, self.save_images, gt_output=gt_out
-                    )
-                except InputError as exc:
-                    if on_error != "skip":
-                        raise
-                    record = skipped_record(pair, str(exc))
-                else:
-                    if cache is not None and key is not None and cached is None:
-                        cache.put(key, gt_out)
-                deliver(record)
-                for step in steps if on_step is not None else ():
-                    on_step(step)
+            with contextlib.closing(evaluator.records(pairs, on_error)) as records:
+                for record in records:
+                    deliver(record)
+                    for step in steps if on_step is not None else ():
+                        on_step(step)
         finally:
-            _log_cache(cache, before, self.log)
+            _log_cache_use(ground_truths, self.log)
 
 
 # ------------------------------------------------------------------------------------------- pipelined
@@ -337,12 +288,19 @@ class InProcessExecutor:
         Receives one line with the cache's hits and misses at the end of a run (the CLI's ``log``).
     save_images
         If given, every generated image is kept as ``save_images/MODEL/PAIR_ID.png`` (``--save-images``).
+    compiled_cache
+        OpenVINO's compiled-model cache folder (``None``: the models are compiled every run).
+    on_image
+        Receives every generated image and its scores, from the worker threads
+        (:data:`evalkit.execution.pair.ImageSink`).
     """
 
     cache: FeatureCache | None = None
     window: int | None = None
     log: Callable[[str], None] | None = None
     save_images: Path | None = None
+    compiled_cache: Path | None = None
+    on_image: ImageSink | None = None
 
     def evaluate(
         self,
@@ -356,13 +314,12 @@ class InProcessExecutor:
         """See :class:`Executor`."""
         if not pairs:
             return
-        before = replace(self.cache.stats) if self.cache is not None else None
-        run = _PipelinedRun(config, self.cache, self.window, self.save_images, on_step or (lambda _: None))
+        run = _PipelinedRun(config, self, on_step or (lambda _: None))
         try:
             run.evaluate(pairs, deliver, on_error)
         finally:
             run.close()
-            _log_cache(self.cache, before, self.log)
+            _log_cache_use(run.ground_truths, self.log)
 
 
 class _PipelinedRun:
@@ -373,35 +330,33 @@ class _PipelinedRun:
     """
 
     def __init__(
-        self,
-        config: cfg.Config,
-        cache: FeatureCache | None,
-        window: int | None,
-        save_images: Path | None,
-        on_step: Callable[[str], None],
+        self, config: cfg.Config, executor: InProcessExecutor, on_step: Callable[[str], None]
     ) -> None:
-        root = config.dataset.root
-        assert root is not None
-        self.root, self.spec, self.cache = root, config.metrics, cache
-        self.save_images, self.on_step = save_images, on_step
+        self.on_step = on_step
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.stages: list[_InferStage] = []
         self.readers = ThreadPoolExecutor(config.runtime.reader_threads, thread_name_prefix="evalkit-read")
         self.workers = ThreadPoolExecutor(config.runtime.reader_threads, thread_name_prefix="evalkit-work")
         self.translators: list[Translator] = []
         self.verifier: Verifier | None = None
+        self.evaluator: PairEvaluator | None = None
+        self.ground_truths: GroundTruthCache | None = None
         try:
-            self._start(config, window)
+            self._start(config, executor)
         except BaseException:
             self.close()  # a model that does not compile: join what was started, then report
             raise
 
-    def _start(self, config: cfg.Config, window: int | None) -> None:
-        core = make_core()
+    def _start(self, config: cfg.Config, executor: InProcessExecutor) -> None:
+        root = config.dataset.root
+        assert root is not None
         runtime = config.runtime
-        self.translators = [load_translator(core, spec, runtime, mode="throughput") for spec in config.models]
-        self.verifier = load_verifier(core, config.verifier, runtime, mode="throughput")
-        self.identity = VerifierIdentity.of(self.verifier, runtime).digest() if self.cache is not None else ""
+        models = compile_models(config, mode="throughput", compiled_cache=executor.compiled_cache)
+        self.translators, self.verifier = list(models.translators), models.verifier
+        self.ground_truths = ground_truth_cache(executor.cache, models, config)
+        self.evaluator = PairEvaluator(
+            root, models, config.metrics, self.ground_truths, executor.save_images, executor.on_image
+        )
         for t in self.translators:
             n = optimal_requests(t.model.compiled, runtime)
             self.stages.append(_InferStage(t.spec.name, t.model, n, self.events))
@@ -409,7 +364,7 @@ class _PipelinedRun:
         self.verifier_stage = _InferStage(VERIFIER_STEP, self.verifier.model, n, self.events)
         self.stages.append(self.verifier_stage)
         requests = sum(len(s.idle) for s in self.stages)
-        self.window = window or 2 * requests + 2 * runtime.reader_threads
+        self.window = executor.window or 2 * requests + 2 * runtime.reader_threads
 
     # --------------------------------------------------------------------------------- the calling thread
 
@@ -536,29 +491,25 @@ class _PipelinedRun:
             job.inputs = None  # the record keeps scores and features only
 
     def _record(self, job: _Job) -> PairRecord:
-        assert job.gt is not None
-        if self.cache is not None and job.gt_key is not None and not job.gt_cached:
-            self.cache.put(job.gt_key, job.gt)
+        assert job.gt is not None and self.evaluator is not None
+        if not job.gt_cached:
+            self.evaluator.keep_ground_truth(job.gt_key, job.gt)
         models = {}
         for t, part in zip(self.translators, job.parts, strict=True):
             assert part.scores is not None and part.out is not None
             models[t.spec.name] = model_record(part.scores, part.out)
-        return PairRecord(
-            index=job.pair.index, pair_id=job.pair.val_id, gt_features=job.gt.features, models=models
-        )
+        return pair_record(job.pair, job.gt, models)
 
     # ------------------------------------------------------------------------- reader and worker threads
 
     def _read(self, job: _Job) -> None:
         # On a reader thread; the job is not yet known to the calling thread's handlers (its "read" event
         # comes after this returns), so writing it here is safe.
+        assert self.evaluator is not None
         try:
-            inputs = prepare_pair(self.root, job.pair)
-            if self.cache is not None:
-                job.gt_key = _ground_truth_key(self.cache, self.identity, self.root, job.pair)
-                if job.gt_key is not None:
-                    job.gt = self.cache.get(job.gt_key)
-                    job.gt_cached = job.gt is not None
+            inputs = self.evaluator.read(job.pair)
+            job.gt_key, job.gt = self.evaluator.cached_ground_truth(job.pair)
+            job.gt_cached = job.gt is not None
             job.feeds = [
                 t.feed(inputs.mask, inputs.exemplar, inputs.exemplar_mask) if t.one_hot == "graph" else None
                 for t in self.translators
@@ -576,13 +527,9 @@ class _PipelinedRun:
         if error is not None:
             raise error
         inputs = job.inputs
-        assert inputs is not None and self.verifier is not None
+        assert inputs is not None and self.verifier is not None and self.evaluator is not None
         image = finish_image(outs[0], inputs.ground_truth)
-        if self.save_images is not None:
-            save_image(image, saved_image_path(self.save_images, t.spec.name, job.pair))
-        return sample_scores(job.pair.val_id, image, inputs.ground_truth, self.spec), self.verifier.feed(
-            image
-        )
+        return self.evaluator.score(t.spec.name, image, inputs), self.verifier.feed(image)
 
     # ------------------------------------------------------------------------------------------------ end
 
@@ -605,6 +552,7 @@ class _PipelinedRun:
         self.verifier_stage = None  # type: ignore[assignment]
         self.translators.clear()
         self.verifier = None
+        self.evaluator = None  # holds the compiled models too
 
 
 __all__ = [

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from evalkit.errors import InputError
+from evalkit.fileio import write_text_atomic
 
 JOURNAL_DIR = ".evalkit-journal"
 FORMAT_VERSION = 1
@@ -105,9 +106,7 @@ class Journal:
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True)
         meta = {"format": FORMAT_VERSION, "fingerprint": self.fingerprint, "models": self.model_names}
-        tmp = self.dir / "meta.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.dir / "meta.json")
+        write_text_atomic(self.dir / "meta.json", json.dumps(meta, indent=1, sort_keys=True))
         (self.dir / "records.jsonl").touch()
         (self.dir / "arrays.bin").touch()
         self._offset = 0

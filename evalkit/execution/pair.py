@@ -1,17 +1,23 @@
 """One pair's evaluation: read and preprocess once, run every model and the verifier, score the images.
 
-These functions are what a worker does, in this process or on a cluster; they keep no state between pairs.
-:func:`evaluate_pair` runs one pair synchronously (the sequential executor, Dask workers); the pipelined
-executor runs the same steps (:func:`finish_image`, :func:`sample_scores`, :func:`model_record`) spread
-over threads and infer requests, so both give the same bits.
+This is what a worker does, in this process or on a cluster; nothing is kept between pairs.
+:class:`PairEvaluator` holds what a pair needs besides itself (data root, compiled models, metric settings,
+the ground-truth cache, where to save images); :meth:`PairEvaluator.records` is the one synchronous pair
+loop, run by the sequential executor and by every Dask worker. The pipelined executor schedules the same
+steps (:meth:`PairEvaluator.read`, :func:`finish_image`, :meth:`PairEvaluator.score`,
+:func:`model_record`, :func:`pair_record`, the same :class:`~evalkit.execution.cache.GroundTruthCache`)
+over threads and infer requests, so every executor gives the same bits.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
+import contextlib
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image
@@ -20,11 +26,15 @@ from evalkit import config as cfg
 from evalkit.data.ade20k import Pair, read_pair
 from evalkit.data.postprocess import output_to_image, upscale
 from evalkit.data.preprocess import resize_exemplar, resize_label_map
+from evalkit.errors import InputError
+from evalkit.execution.cache import GroundTruthCache
 from evalkit.execution.journal import ModelRecord, PairRecord
-from evalkit.metrics import psnr, ssim
-from evalkit.results import SampleScores
+from evalkit.fileio import atomic_path
+from evalkit.metrics.registry import per_image_metrics
+from evalkit.runtime.models import ModelSet
 from evalkit.runtime.translator import Translator
-from evalkit.runtime.verifier import Verifier, VerifierOutput
+from evalkit.runtime.verifier import VerifierOutput
+from evalkit.stats.aggregate import metric_settings
 
 
 @dataclass(frozen=True)
@@ -63,41 +73,11 @@ def generate(translator: Translator, inputs: PairInputs) -> np.ndarray:
     return finish_image(raw, inputs.ground_truth)
 
 
-def evaluate_pair(
-    inputs: PairInputs,
-    translators: Sequence[Translator],
-    verifier: Verifier,
-    spec: cfg.MetricSpec,
-    save_images: Path | None = None,
-    gt_output: VerifierOutput | None = None,
-) -> PairRecord:
-    """Run every model and the verifier on one prepared pair (the ground truth is verified once).
-
-    With ``save_images``, each generated image (uint8 RGB at ground-truth size, exactly what was scored)
-    is written as ``save_images/MODEL/PAIR_ID.png``. ``gt_output``, when given (from the feature cache),
-    is the verifier's output on the ground truth, which is then not verified again.
-    """
-    gt = inputs.ground_truth
-    gt_out = gt_output if gt_output is not None else verifier(gt)
-    models = {}
-    for t in translators:
-        image = generate(t, inputs)
-        if save_images is not None:
-            save_image(image, saved_image_path(save_images, t.spec.name, inputs.pair))
-        out = verifier(image)
-        models[t.spec.name] = model_record(sample_scores(inputs.pair.val_id, image, gt, spec), out)
-    return PairRecord(
-        index=inputs.pair.index, pair_id=inputs.pair.val_id, gt_features=gt_out.features, models=models
-    )
-
-
-def sample_scores(
-    pair_id: str, image: np.ndarray, gt: np.ndarray, spec: cfg.MetricSpec
-) -> dict[str, float | None]:
-    """The per-image scores of one generated image as a journal record holds them (no ``pair_id``)."""
-    scores = vars(score_sample(pair_id, image, gt, spec)).copy()
-    del scores["pair_id"]
-    return scores
+def sample_scores(image: np.ndarray, gt: np.ndarray, spec: cfg.MetricSpec) -> dict[str, float]:
+    """The per-image metrics of one generated image against its ground truth, as a journal record holds
+    them: registry key -> value, for every per-image metric of the run's profile."""
+    settings = metric_settings(spec)
+    return {m.key: m.compute(image, gt, settings) for m in per_image_metrics(spec.profile == "all")}
 
 
 def model_record(scores: dict[str, float | None], out: VerifierOutput) -> ModelRecord:
@@ -112,23 +92,152 @@ def saved_image_path(directory: Path, model_name: str, pair: Pair) -> Path:
 
 def save_image(image: np.ndarray, path: Path) -> None:
     """Write a uint8 RGB image as PNG (lossless), atomically: a resumed run never finds half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(image).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
 
 
-def score_sample(pair_id: str, image: np.ndarray, gt: np.ndarray, spec: cfg.MetricSpec) -> SampleScores:
-    """Per-image metrics of one generated image against its ground truth."""
-    extended = spec.profile == "all"
-    return SampleScores(
-        pair_id=pair_id,
-        psnr=psnr(image, gt),
-        ssim=ssim(image, gt, variant=spec.ssim_constants),
-        ssim_wang=ssim(image, gt, variant="wang") if extended else None,
-        psnr_rgb=psnr(image, gt, variant="rgb") if extended else None,
-    )
+def pair_record(pair: Pair, gt_out: VerifierOutput, models: Mapping[str, ModelRecord]) -> PairRecord:
+    """The journal record of an evaluated pair: the ground truth's features and each model's record."""
+    return PairRecord(index=pair.index, pair_id=pair.val_id, gt_features=gt_out.features, models=dict(models))
 
 
 def skipped_record(pair: Pair, reason: str) -> PairRecord:
+    """The journal record of a pair skipped (``--on-error skip``) for ``reason``."""
     return PairRecord(index=pair.index, pair_id=pair.val_id, gt_features=None, models={}, skipped=reason)
+
+
+#: Receives ``(pair, model name, generated image, its per-image scores)`` for every scored image.
+ImageSink = Callable[[Pair, str, np.ndarray, Mapping[str, float]], None]
+
+#: What an executor does at a bad input: raise at once (``"fail"``) or record the pair as skipped.
+OnError = Literal["fail", "skip"]
+#: How many pairs are read and preprocessed ahead of inference (the synchronous loop).
+PREFETCH_DEPTH = 4
+
+
+@dataclass
+class PairEvaluator:
+    """Everything evaluating a pair needs besides the pair; its methods are the steps every executor runs.
+
+    Parameters
+    ----------
+    root
+        The data root (``dataset.root``).
+    models
+        The compiled models (:func:`evalkit.runtime.models.compile_models`).
+    metrics
+        The run's metric settings.
+    ground_truths
+        The ground-truth feature cache of this run (``None``: every ground truth is verified).
+    save_images
+        If given, every generated image (uint8 RGB at ground-truth size, exactly what was scored) is kept
+        as ``save_images/MODEL/PAIR_ID.png`` (``--save-images``).
+    on_image
+        If given, called with every generated image and its scores as soon as it is scored (the report's
+        gallery keeps a few this way instead of running the models again); may be called from several
+        threads at once.
+    """
+
+    root: Path
+    models: ModelSet
+    metrics: cfg.MetricSpec
+    ground_truths: GroundTruthCache | None = None
+    save_images: Path | None = None
+    on_image: ImageSink | None = None
+
+    def read(self, pair: Pair) -> PairInputs:
+        """Read and resize ``pair`` (raises :class:`~evalkit.errors.InputError` for a bad input)."""
+        return prepare_pair(self.root, pair)
+
+    def cached_ground_truth(self, pair: Pair) -> tuple[str | None, VerifierOutput | None]:
+        """The cache key of ``pair``'s ground truth and its cached verifier outputs, if any."""
+        if self.ground_truths is None:
+            return None, None
+        return self.ground_truths.lookup(pair)
+
+    def keep_ground_truth(self, key: str | None, out: VerifierOutput) -> None:
+        """Store a ground truth's verifier outputs computed after a miss (once its pair succeeded)."""
+        if self.ground_truths is not None:
+            self.ground_truths.store(key, out)
+
+    def score(self, model_name: str, image: np.ndarray, inputs: PairInputs) -> dict[str, float]:
+        """One model's generated image of one pair: saved if asked, then scored against the ground truth."""
+        if self.save_images is not None:
+            save_image(image, saved_image_path(self.save_images, model_name, inputs.pair))
+        scores = sample_scores(image, inputs.ground_truth, self.metrics)
+        if self.on_image is not None:
+            self.on_image(inputs.pair, model_name, image, scores)
+        return scores
+
+    def evaluate(self, inputs: PairInputs) -> PairRecord:
+        """Run every model and the verifier on one prepared pair, one synchronous request at a time.
+
+        The ground truth is verified once, or not at all when the cache has it; a verified ground truth
+        is stored in the cache once every model succeeded on the pair.
+        """
+        verifier = self.models.verifier
+        key, cached = self.cached_ground_truth(inputs.pair)
+        gt_out = cached if cached is not None else verifier(inputs.ground_truth)
+        models = {}
+        for t in self.models.translators:
+            image = generate(t, inputs)
+            scores = self.score(t.spec.name, image, inputs)
+            models[t.spec.name] = model_record(scores, verifier(image))
+        if cached is None:
+            self.keep_ground_truth(key, gt_out)
+        return pair_record(inputs.pair, gt_out, models)
+
+    def records(self, pairs: Sequence[Pair], on_error: OnError) -> Iterator[PairRecord]:
+        """The records of ``pairs`` in order, one pair after the other (inputs read a few pairs ahead).
+
+        A bad pair raises its :class:`~evalkit.errors.InputError` (``on_error="fail"``; every record before
+        it was yielded) or is yielded as a skipped record (``"skip"``).
+        """
+        stream = prefetched(self.read, pairs, PREFETCH_DEPTH)
+        with contextlib.closing(stream):  # an early end stops the reader thread now, not when collected
+            for pair, inputs in stream:
+                try:
+                    if isinstance(inputs, InputError):
+                        raise inputs
+                    record = self.evaluate(inputs)
+                except InputError as exc:
+                    if on_error != "skip":
+                        raise
+                    record = skipped_record(pair, str(exc))
+                yield record
+
+
+def prefetched(
+    read: Callable[[Pair], PairInputs], pairs: Sequence[Pair], depth: int
+) -> Iterator[tuple[Pair, PairInputs | InputError]]:
+    """Each pair with its inputs read by ``read`` on a thread ``depth`` pairs ahead, in pair order.
+
+    A bad pair's :class:`~evalkit.errors.InputError` is handed over in place of its inputs, so that
+    ``--on-error skip`` can go on. Close the iterator to stop reading early.
+    """
+
+    # OpenCV and Pillow release the GIL while decoding and resizing, so a worker thread keeps the next
+    # pairs ready while OpenVINO runs the current one.
+    def safe(pair: Pair) -> PairInputs | InputError:
+        try:
+            return read(pair)
+        except InputError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalkit-read") as pool:
+        pending: deque[tuple[Pair, Future[PairInputs | InputError]]] = deque()
+        it = iter(pairs)
+        for pair in it:
+            pending.append((pair, pool.submit(safe, pair)))
+            if len(pending) >= depth:
+                break
+        try:
+            while pending:
+                pair, future = pending.popleft()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append((nxt, pool.submit(safe, nxt)))
+                yield pair, future.result()
+        finally:  # closed early (a bad pair in fail mode): do not read what nobody will use
+            for _, future in pending:
+                future.cancel()

@@ -26,7 +26,7 @@ _FRECHET_METHODS: tuple[str, ...] = ("eigh", "sqrtm")
 _FID_METHODS: tuple[str, ...] = ("auto", "gram", "eigh", "sqrtm")
 
 
-def _validate_features(func: str, name: str, features: np.ndarray) -> np.ndarray:
+def validate_features(func: str, name: str, features: np.ndarray) -> np.ndarray:
     """Return ``features`` as an array (dtype and layout kept) after checking it is finite N x d, N >= 2.
 
     Shared by :mod:`evalkit.metrics.kid`; ``func`` and ``name`` label the messages.
@@ -57,7 +57,7 @@ def _validate_features(func: str, name: str, features: np.ndarray) -> np.ndarray
     return array
 
 
-def _check_same_dim(func: str, a: np.ndarray, b: np.ndarray) -> None:
+def check_same_dim(func: str, a: np.ndarray, b: np.ndarray) -> None:
     if a.shape[1] != b.shape[1]:
         raise ValueError(
             f"{func}: features_a and features_b must have the same feature dimension, got {a.shape[1]} and "
@@ -95,7 +95,7 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order. With N <= d the covariance is singular (rank N - 1); FID is then only comparable between runs
     at the same N.
     """
-    array = _validate_features("feature_statistics", "features", features)
+    array = validate_features("feature_statistics", "features", features)
     mu = array.mean(axis=0)
     # np.cov squeezes a single variable to a 0-d array; keep the d x d contract for d = 1.
     sigma = np.atleast_2d(np.cov(array, rowvar=False))
@@ -152,7 +152,7 @@ def mean_term(mu1: np.ndarray, mu2: np.ndarray) -> float:
     return float(diff.dot(diff))
 
 
-def _psd_factor(sigma: np.ndarray) -> np.ndarray:
+def psd_factor(sigma: np.ndarray) -> np.ndarray:
     """A d x r factor ``F`` with ``sigma = F F^T`` for a symmetric PSD ``sigma`` of rank r (float64)."""
     # Cholesky with complete pivoting (LAPACK ?pstrf): a plain Cholesky when sigma is positive definite,
     # and rank-revealing when it is singular (N <= d), where plain Cholesky fails. It stops at pivots below
@@ -167,7 +167,7 @@ def _psd_factor(sigma: np.ndarray) -> np.ndarray:
     return factor
 
 
-def _nuclear_norm(cross: np.ndarray) -> float:
+def nuclear_norm(cross: np.ndarray) -> float:
     """Sum of the singular values of ``cross``: square roots of the eigenvalues of its smaller Gram matrix."""
     if cross.size == 0:
         return 0.0
@@ -206,7 +206,7 @@ def trace_sqrt_product_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     # np.cov is symmetric only up to round-off; the factorisation reads one triangle.
     s1 = (s1 + s1.T) / 2
     s2 = (s2 + s2.T) / 2
-    return _nuclear_norm(_psd_factor(s2).T @ _psd_factor(s1))
+    return nuclear_norm(psd_factor(s2).T @ psd_factor(s1))
 
 
 def _scipy_sqrtm(matrix: np.ndarray) -> np.ndarray:
@@ -366,7 +366,7 @@ def trace_sqrt_product_gram(features_a: np.ndarray, features_b: np.ndarray) -> t
     dof_a, dof_b = features_a.shape[0] - 1, features_b.shape[0] - 1
     y_a = _reduce_rows(centred_coordinates(features_a))
     y_b = _reduce_rows(centred_coordinates(features_b))
-    tr_sqrt = _nuclear_norm((y_a @ y_b.T) / math.sqrt(dof_a * dof_b))
+    tr_sqrt = nuclear_norm((y_a @ y_b.T) / math.sqrt(dof_a * dof_b))
     tr_a = float(np.sum(y_a * y_a)) / dof_a
     tr_b = float(np.sum(y_b * y_b)) / dof_b
     return tr_a, tr_b, tr_sqrt
@@ -408,9 +408,9 @@ def fid(features_a: np.ndarray, features_b: np.ndarray, *, method: FidMethod = "
     """
     if method not in _FID_METHODS:
         raise ValueError(f"fid: unknown method {method!r}; use one of {', '.join(map(repr, _FID_METHODS))}")
-    a = _validate_features("fid", "features_a", features_a)
-    b = _validate_features("fid", "features_b", features_b)
-    _check_same_dim("fid", a, b)
+    a = validate_features("fid", "features_a", features_a)
+    b = validate_features("fid", "features_b", features_b)
+    check_same_dim("fid", a, b)
     if method == "auto":
         method = "gram" if max(a.shape[0], b.shape[0]) <= a.shape[1] else "eigh"
     if method == "gram":

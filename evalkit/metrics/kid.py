@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fid import _check_same_dim, _validate_features
+from .fid import check_same_dim, validate_features
 
 #: Kernel ``k(x, y) = (x . y / d + KERNEL_COEF0) ** KERNEL_DEGREE`` (gamma = 1 / d).
 KERNEL_DEGREE: int = 3
@@ -124,9 +124,9 @@ def kid(
     * Random streams differ from torch-fidelity's (legacy ``RandomState``), so values agree with it in
       distribution, not digit for digit.
     """
-    a = _validate_features("kid", "features_a", features_a)
-    b = _validate_features("kid", "features_b", features_b)
-    _check_same_dim("kid", a, b)
+    a = validate_features("kid", "features_a", features_a)
+    b = validate_features("kid", "features_b", features_b)
+    check_same_dim("kid", a, b)
     n_subsets = _check_positive_int("subsets", subsets, 1)
     size = min(_check_positive_int("subset_size", subset_size, 2), a.shape[0], b.shape[0])
     a64 = a.astype(np.float64)

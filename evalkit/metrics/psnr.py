@@ -21,7 +21,7 @@ PsnrVariant = Literal["reference", "rgb"]
 _VARIANTS: tuple[str, ...] = ("reference", "rgb")
 
 
-def _validate_image_pair(func: str, pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def validate_image_pair(func: str, pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return ``pred, gt`` as arrays after checking they are equal-shape H x W x 3 uint8 images.
 
     Shared by :mod:`evalkit.metrics.ssim`; ``func`` names the caller in the messages.
@@ -142,7 +142,7 @@ def psnr(pred: np.ndarray, gt: np.ndarray, *, variant: PsnrVariant = "reference"
     """
     if variant not in _VARIANTS:
         raise ValueError(f"psnr: unknown variant {variant!r}; use one of {', '.join(map(repr, _VARIANTS))}")
-    pred_arr, gt_arr = _validate_image_pair("psnr", pred, gt)
+    pred_arr, gt_arr = validate_image_pair("psnr", pred, gt)
     if variant == "reference":
         d_y = luma_difference(pred_arr, gt_arr)
         return mse_to_psnr(float(np.mean(d_y**2)), 1.0)

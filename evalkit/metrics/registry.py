@@ -126,6 +126,8 @@ class Metric:
         A reference metric repeated in the extended table under this label (FID), else None.
     attribute : str or None
         Python attribute name when the key is not an identifier (``is`` -> ``inception_score``).
+    variant_setting : str or None
+        The :class:`MetricSettings` field that picks the metric's variant (``ssim_constants``), else None.
     """
 
     key: str
@@ -147,6 +149,7 @@ class Metric:
     default_allowance: tuple[float | None, float | None] | None = None
     extended_label: str | None = None
     attribute: str | None = None
+    variant_setting: str | None = None
 
     @property
     def identifier(self) -> str:
@@ -229,6 +232,7 @@ METRICS: tuple[Metric, ...] = (
         std_label="SSIM std",
         comparison="paired",
         default_allowance=(0.01, None),
+        variant_setting="ssim_constants",
     ),
     Metric(
         key="is",
@@ -259,6 +263,7 @@ METRICS: tuple[Metric, ...] = (
         comparison="set",
         default_allowance=(None, 0.02),
         extended_label="FID (same as the reference table)",
+        variant_setting="fid_method",
     ),
     Metric(
         key="ssim_wang",

@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from .psnr import _validate_image_pair
+from .psnr import validate_image_pair
 
 #: Stabilising constants of the reference (Accuracy Checker 2023.3): ``(K * L)**2`` with L = 255.
 C1_REFERENCE: float = (0.01 * 255) ** 2  # 6.5025
@@ -124,7 +124,7 @@ def ssim(pred: np.ndarray, gt: np.ndarray, *, variant: SsimVariant = "reference"
     """
     if variant not in _VARIANTS:
         raise ValueError(f"ssim: unknown variant {variant!r}; use one of {', '.join(map(repr, _VARIANTS))}")
-    pred_arr, gt_arr = _validate_image_pair("ssim", pred, gt)
+    pred_arr, gt_arr = validate_image_pair("ssim", pred, gt)
     if variant == "wang":
         height, width = pred_arr.shape[:2]
         if min(height, width) < WANG_WINDOW_SIZE:

@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evalkit.report.markdown import render_markdown
-from evalkit.report.tables import per_sample_table, summary_table
 from evalkit.results import RunResult, save_results, write_text_atomic
 
 __all__ = ["REPORT_FORMATS", "render_markdown", "write_reports"]
 
 if TYPE_CHECKING:
-    from evalkit.gate import GateReport
+    from evalkit.results import GateReport
 
 
 #: Report formats: ``json`` results.json, ``csv`` summary.csv + per_sample.csv, ``md`` report.md,
@@ -43,6 +42,8 @@ def write_reports(
     output.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     if "csv" in formats:
+        from evalkit.report.tables import per_sample_table, summary_table  # pandas: only when asked for
+
         paths["summary"] = output / "summary.csv"
         paths["per_sample"] = output / "per_sample.csv"
         write_text_atomic(

@@ -11,8 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from html import escape
@@ -22,20 +21,22 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from evalkit.gate import GATE_TABLE_HEAD, GateReport, gate_summary, gate_table_cells
+from evalkit.fileio import finite_or_none, write_text_atomic
+from evalkit.metrics.registry import metrics_of
+from evalkit.report.gate import GATE_TABLE_HEAD, gate_summary, gate_table_cells
+from evalkit.report.model import (
+    EXTENDED_NOTE,
+    PUBLISHED_NOTE,
+    REFERENCE_NOTE,
+    MetricTable,
+    PublishedTable,
+    Report,
+    build_report,
+    delta_heading,
+)
 from evalkit.report.palette import colourise
 from evalkit.report.plots import matplotlib_available, report_plots
-from evalkit.report.tables import (
-    EXTENDED_METRICS,
-    REFERENCE_METRICS,
-    SPREAD_METRICS,
-    MetricRow,
-    format_delta,
-    format_value,
-    has_extended,
-    published_rows,
-)
-from evalkit.results import RunResult, write_text_atomic
+from evalkit.results import GateReport, RunResult
 
 __all__ = ["GALLERY_MANIFEST", "render_html", "write_html"]
 
@@ -95,11 +96,6 @@ def _e(text: object) -> str:
     return escape(str(text), quote=True)
 
 
-def _reference_model(result: RunResult) -> str:
-    ref = (result.config.get("metrics") or {}).get("reference_model")
-    return ref if ref in result.models else next(iter(result.models))
-
-
 def _short_sha(sha: str) -> str:
     return f"{sha[:12]}…" if len(sha) > 12 else sha
 
@@ -125,10 +121,8 @@ def _n_text(result: RunResult) -> str:
 
 
 def _header(result: RunResult, date: str | None) -> str:
-    cfg = result.config
+    config = result.config
     ds = result.dataset
-    runtime = cfg.get("runtime") or {}
-    metrics = cfg.get("metrics") or {}
     env = result.environment
     when = date or next((str(env[k]) for k in _DATE_KEYS if env.get(k)), None) or "not recorded"
     models = "".join(
@@ -151,15 +145,15 @@ def _header(result: RunResult, date: str | None) -> str:
         ),
         (
             "Runtime",
-            f"OpenVINO {_e(env.get('openvino', '?'))}, device {_e(runtime.get('device', '?'))}, "
-            f"inference precision {_e(runtime.get('inference_precision', '?'))}",
+            f"OpenVINO {_e(env.get('openvino', '?'))}, device {_e(config.runtime.device)}, "
+            f"inference precision {_e(config.runtime.inference_precision)}",
         ),
         (
             "Metrics",
             f"reference method (OMZ Accuracy Checker cocosnet); SSIM constants "
-            f"<code>{_e(metrics.get('ssim_constants', 'reference'))}</code>, FID route "
-            f"<code>{_e(metrics.get('fid_method', 'auto'))}</code>, profile "
-            f"<code>{_e(metrics.get('profile', 'all' if has_extended(result) else 'reference'))}</code>",
+            f"<code>{_e(config.metrics.ssim_constants)}</code>, FID route "
+            f"<code>{_e(config.metrics.fid_method)}</code>, profile "
+            f"<code>{_e(config.metrics.profile)}</code>",
         ),
         ("evalkit", _e(result.evalkit_version)),
         ("Date", _e(when)),
@@ -169,135 +163,71 @@ def _header(result: RunResult, date: str | None) -> str:
     return f"<header><h1>evalkit report</h1><dl class='header'>{rows}</dl></header>"
 
 
-def _metric_table(result: RunResult, rows: Sequence[MetricRow], first_col: str, ref: str) -> str:
-    """One row per metric, one column per model and one delta column per non-reference model."""
-    names = list(result.models)
-    others = [n for n in names if n != ref]
-    dicts = {n: result.models[n].metrics.to_dict() for n in names}
-    head = [first_col, *(result.models[n].label for n in names), *(f"Δ {n} − {ref}" for n in others)]
-    out = ["<table class='metrics'><thead><tr>", *(f"<th>{_e(h)}</th>" for h in head), "</tr></thead><tbody>"]
-    for row in rows:
-        cells = [f"<th>{_e(row.display)}</th>"]
-        for n in names:
-            std = dicts[n].get(row.std_key) if row.std_key else None
-            text = format_value(dicts[n].get(row.key), row.unit, row.decimals, std)
-            cells.append(f"<td class='num'>{_e(text)}</td>")
-        for n in others:
-            text = format_delta(dicts[n].get(row.key), dicts[ref].get(row.key), row.unit, row.decimals)
-            cells.append(f"<td class='num'>{_e(text)}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
+def _table(table: MetricTable | PublishedTable, css: str = "metrics") -> str:
+    """A report-model table: the first column as row headers, the others as numbers."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in table.head)
+    body = "".join(
+        f"<tr><th>{_e(row[0])}</th>" + "".join(f"<td class='num'>{_e(c)}</td>" for c in row[1:]) + "</tr>"
+        for row in table.rows
+    )
+    return f"<table class='{css}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _tables(result: RunResult, ref: str) -> str:
+def _tables(report: Report) -> str:
     parts = [
         "<section id='reference'><h2>Reference metrics</h2>",
-        _metric_table(result, REFERENCE_METRICS, "Metric", ref),
-        "<p class='note'>Higher is better for PSNR, SSIM and IS; lower is better for FID. IS and FID depend "
-        "on the verifier, N and the preprocessing: compare them only with runs that share all three.</p>",
+        _table(report.reference),
+        f"<p class='note'>{_e(REFERENCE_NOTE)}</p>",
         "<h3>Per-image spread</h3>",
-        _metric_table(result, SPREAD_METRICS, "Statistic", ref),
+        _table(report.spread),
         "</section>",
     ]
-    models, rows = published_rows(result)
-    if models:
-        head = "".join(
-            f"<th>{_e(result.models[m].label)}: {what}</th>"
-            for m in models
-            for what in ("measured", "published", "Δ")
-        )
-        body = "".join(
-            f"<tr><th>{_e(display)}</th>"
-            + "".join(
-                f"<td class='num'>{_e(v)}</td>" for c in cells for v in (c.measured, c.published, c.delta)
-            )
-            + "</tr>"
-            for display, cells in rows
-        )
+    if report.published is not None:
         parts += [
             "<section id='published'><h2>Against the published table</h2>",
-            f"<table><thead><tr><th>Metric</th>{head}</tr></thead><tbody>{body}</tbody></table>",
-            "<p class='note'>The published figures come from the config's <code>published:</code> table; "
-            "they are comparable only with a run on the same data and verifier.</p></section>",
+            _table(report.published, css="published"),
+            f"<p class='note'>{_e(PUBLISHED_NOTE)}</p></section>",
         ]
-    if has_extended(result):
+    if report.extended is not None:
         parts += [
             "<section id='extended'><h2>Extended metrics (not the reference method)</h2>",
-            _metric_table(result, EXTENDED_METRICS, "Metric", ref),
-            "<p class='note'>IS, FID and KID computed with this verifier are comparable only with runs that "
-            "use the same verifier, N and preprocessing — not with published GAN numbers. IS (10 splits) "
-            "is n/a below 10 images.</p></section>",
+            _table(report.extended),
+            f"<p class='note'>{_e(EXTENDED_NOTE)}</p></section>",
         ]
     return "".join(parts)
 
 
-def _metric_row(key: str) -> MetricRow:
-    for row in (*REFERENCE_METRICS, *EXTENDED_METRICS):
-        if row.key == key:
-            return row
-    return MetricRow(key, key)
-
-
-def _num(x: Any) -> float | None:
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) else None
-
-
-def _comparison(result: RunResult) -> str:
-    comp = result.comparison
-    if not isinstance(comp, Mapping) or not isinstance(comp.get("models"), Mapping):
+def _comparison(report: Report) -> str:
+    comp = report.comparison
+    if comp is None:
         return (
             "<section id='comparison'><h2>Paired comparison</h2><p class='note'>Not in these results (a "
             "<code>--metrics reference</code> run, or results written before the comparison existed).</p>"
             "</section>"
         )
-    ref = comp.get("reference_model", "?")
-    conf = _num(comp.get("confidence"))
-    conf_text = f"{conf * 100:g} %" if conf is not None else "?"
+    ref = comp.reference_model
     parts = [
         f"<section id='comparison'><h2>Paired comparison with {_e(ref)}</h2>",
-        f"<p class='note'>Differences model − {_e(ref)}; {conf_text} bootstrap intervals from "
-        f"{_e(comp.get('bootstrap', '?'))} resamples (seed {_e(comp.get('seed', '?'))}). A difference is "
-        "outside noise when its interval excludes 0.</p>",
+        f"<p class='note'>Differences {_e(delta_heading('model', ref))}; {comp.confidence} bootstrap "
+        f"intervals from {comp.bootstrap} resamples (seed {comp.seed}). A difference is outside noise when "
+        "its interval excludes 0.</p>",
     ]
-    for model, entries in comp["models"].items():
-        if not isinstance(entries, Mapping):
-            continue
-        label = result.models[model].label if model in result.models else model
-        sentences = [
-            e.get("sentence") for e in entries.values() if isinstance(e, Mapping) and e.get("sentence")
-        ]
-        parts.append(f"<h3>{_e(label)} (<code>{_e(model)}</code>)</h3>")
-        if sentences:
-            parts.append("<ul class='sentences'>" + "".join(f"<li>{_e(s)}</li>" for s in sentences) + "</ul>")
-        head = ("Metric", "Δ", f"{conf_text} interval", "p", "n", "Outside noise")
-        rows = []
-        for key, e in entries.items():
-            if not isinstance(e, Mapping):
-                continue
-            row = _metric_row(str(e.get("metric", key)))
-            delta = _num(e.get("mean_delta", e.get("delta")))
-            low, high = _num(e.get("ci_low")), _num(e.get("ci_high"))
-            p = _num(e.get("p_value"))
-            n = e.get("n", e.get("n_resamples", ""))
-            d = row.decimals
-            ci = f"[{low:+.{d}f}, {high:+.{d}f}]" if low is not None and high is not None else "n/a"
-            noise = "unknown" if ci == "n/a" else ("yes" if low > 0 or high < 0 else "no")  # type: ignore[operator]
-            cells = [
-                f"<th>{_e(row.display)}</th>",
-                f"<td class='num'>{_e('n/a' if delta is None else f'{delta:+.{d}f}{row.unit}')}</td>",
-                f"<td class='num'>{_e(ci)}</td>",
-                f"<td class='num'>{_e('n/a' if p is None else f'{p:.3g}')}</td>",
-                f"<td class='num'>{_e(n)}</td>",
-                f"<td>{noise}</td>",
-            ]
-            rows.append("<tr>" + "".join(cells) + "</tr>")
+    head = ("Metric", delta_heading("model", ref), f"{comp.confidence} interval", "p", "n", "Outside noise")
+    for model in comp.models:
+        parts.append(f"<h3>{_e(model.label)} (<code>{_e(model.name)}</code>)</h3>")
+        if model.sentences:
+            items = "".join(f"<li>{_e(sentence)}</li>" for sentence in model.sentences)
+            parts.append(f"<ul class='sentences'>{items}</ul>")
+        rows = "".join(
+            f"<tr><th>{_e(r[0])}</th>"
+            + "".join(f"<td class='num'>{_e(c)}</td>" for c in r[1:5])
+            + f"<td>{_e(r[5])}</td></tr>"
+            for r in model.rows
+        )
         parts.append(
             "<table class='comparison'><thead><tr>"
             + "".join(f"<th>{_e(h)}</th>" for h in head)
-            + "</tr></thead><tbody>"
-            + "".join(rows)
-            + "</tbody></table>"
+            + f"</tr></thead><tbody>{rows}</tbody></table>"
         )
     parts.append("</section>")
     return "".join(parts)
@@ -445,7 +375,7 @@ def _read_manifest(gallery_dir: Path) -> list[_GalleryPair]:
             _GalleryPair(
                 pair_id=str(p.get("pair_id", f"pair {i + 1}")),
                 reason=str(p.get("reason", "")),
-                delta_psnr=_num(p.get("delta_psnr")),
+                delta_psnr=_number(p.get("delta_psnr")),
                 images=images,
                 scores=scores,
             )
@@ -453,18 +383,22 @@ def _read_manifest(gallery_dir: Path) -> list[_GalleryPair]:
     return out
 
 
+def _number(x: Any) -> float | None:
+    # manifest values come from a file: anything but a finite number is "not shown"
+    return finite_or_none(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+
+
 def _score_caption(scores: Mapping[str, Any], model: str) -> str:
     s = scores.get(model)
     if not isinstance(s, Mapping):
         return ""
-    psnr, ssim = _num(s.get("psnr")), _num(s.get("ssim"))
     parts = []
-    if psnr is not None:
-        parts.append(f"PSNR {psnr:.2f} dB")
-    elif s.get("psnr") is None and "psnr" in s:
-        parts.append("PSNR ∞")  # null per-image PSNR: identical to the ground truth
-    if ssim is not None:
-        parts.append(f"SSIM {ssim:.4f}")
+    for metric in metrics_of("reference", "per_image"):
+        value = _number(s.get(metric.key))
+        if value is not None:
+            parts.append(f"{metric.name} {value:.{metric.decimals}f}{metric.unit}")
+        elif metric.finite_mean and metric.key in s and s[metric.key] is None:
+            parts.append(f"{metric.name} ∞")  # null per-image PSNR: identical to the ground truth
     return _e(" · ".join(parts))
 
 
@@ -549,21 +483,20 @@ def render_html(
     str
         The page: inline CSS, images as ``data:`` URIs, no script and no external URL.
     """
-    ref = _reference_model(result)
+    report = build_report(result)
+    ref = report.reference_model
     nav = [("gate", "Gate")] if gate is not None else []
     nav.append(("reference", "Reference metrics"))
-    if has_extended(result):
+    if report.extended is not None:
         nav.append(("extended", "Extended"))
     nav += [("comparison", "Comparison"), ("plots", "Plots"), ("gallery", "Gallery")]
-    title = (
-        f"evalkit report — {', '.join(m.label for m in result.models.values())}, N = {result.dataset.n_pairs}"
-    )
+    title = report.title
     body = [
         _header(result, date),
         "<nav>" + "".join(f"<a href='#{k}'>{_e(v)}</a>" for k, v in nav) + "</nav>",
         _gate(gate),
-        _tables(result, ref),
-        _comparison(result),
+        _tables(report),
+        _comparison(report),
         _plots(result, ref),
         _gallery(result, gallery_dir),
         f"<footer><p class='muted'>Written by evalkit {_e(result.evalkit_version)}. Self-contained: every "

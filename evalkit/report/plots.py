@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from evalkit.metrics.registry import Metric, metrics_of
 from evalkit.results import RunResult, SampleScores
 
 if TYPE_CHECKING:
@@ -72,6 +73,15 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+#: The per-image metrics plotted (one panel each): those of the paired comparison (PSNR, SSIM).
+_PANELS = tuple(m for m in metrics_of(kind="per_image") if m.comparison == "paired")
+
+
+def _axis_label(metric: Metric) -> str:
+    unit = metric.unit.strip()
+    return f"{metric.name} ({unit})" if unit else metric.name
+
+
 def _finite(values: Sequence[float | None]) -> np.ndarray:
     arr = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
     return arr[np.isfinite(arr)]
@@ -88,12 +98,10 @@ def distribution_plot(result: RunResult) -> Plot | None:
 
     names = list(result.models)
     with rc_context(_RC):
-        fig = _figure(2)
+        fig = _figure(len(_PANELS))
         rng = np.random.default_rng(0)  # jitter only: fixed so the PNG is reproducible
-        for ax, (key, title, unit) in zip(
-            fig.axes, (("psnr", "PSNR per image", "dB"), ("ssim", "SSIM per image", "")), strict=True
-        ):
-            data = [_finite([getattr(s, key) for s in result.models[n].samples]) for n in names]
+        for ax, metric in zip(fig.axes, _PANELS, strict=True):
+            data = [_finite([s.values.get(metric.key) for s in result.models[n].samples]) for n in names]
             positions = np.arange(1, len(names) + 1)
             ax.boxplot(
                 [d if d.size else np.array([math.nan]) for d in data],
@@ -106,12 +114,12 @@ def distribution_plot(result: RunResult) -> Plot | None:
                 x = positions[i] + rng.uniform(-0.18, 0.18, d.size)
                 ax.scatter(x, d, s=9, alpha=0.55, color=_COLOURS[i % len(_COLOURS)], linewidths=0)
             ax.set_xticks(positions, [n for n in names], rotation=0)
-            ax.set_title(title)
-            ax.set_ylabel(f"{key.upper()}" + (f" ({unit})" if unit else ""))
+            ax.set_title(f"{metric.name} per image")
+            ax.set_ylabel(_axis_label(metric))
         png = _png(fig)
     n = max(len(m.samples) for m in result.models.values())
     return Plot(
-        title="Per-image PSNR and SSIM",
+        title="Per-image " + " and ".join(m.name for m in _PANELS),
         caption=f"Each dot is one of the {n} images; boxes show the quartiles and the median, whiskers "
         "1.5 IQR. Images identical to their ground truth (infinite PSNR) are left out of the PSNR panel.",
         png=png,
@@ -122,10 +130,10 @@ def _paired(
     ref: Sequence[SampleScores], other: Sequence[SampleScores], key: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reference value and ``other - reference`` per pair (matched by pair id), finite pairs only."""
-    by_id = {s.pair_id: getattr(s, key) for s in ref}
+    by_id = {s.pair_id: s.values.get(key) for s in ref}
     xs, ds = [], []
     for s in other:
-        base, value = by_id.get(s.pair_id), getattr(s, key)
+        base, value = by_id.get(s.pair_id), s.values.get(key)
         if base is None or value is None or not (math.isfinite(base) and math.isfinite(value)):
             continue
         xs.append(base)
@@ -146,18 +154,19 @@ def delta_plot(result: RunResult, reference_model: str) -> Plot | None:
     from matplotlib import rc_context
 
     with rc_context(_RC):
-        fig = _figure(2)
-        for ax, (key, label) in zip(fig.axes, (("psnr", "PSNR (dB)"), ("ssim", "SSIM")), strict=True):
+        fig = _figure(len(_PANELS))
+        for ax, metric in zip(fig.axes, _PANELS, strict=True):
+            label = _axis_label(metric)
             ax.axhline(0.0, color="black", linewidth=0.8)
             for name in others:
                 colour = _COLOURS[list(result.models).index(name) % len(_COLOURS)]
-                x, d = _paired(ref.samples, result.models[name].samples, key)
+                x, d = _paired(ref.samples, result.models[name].samples, metric.key)
                 ax.scatter(x, d, s=12, alpha=0.7, color=colour, linewidths=0, label=name)
                 if d.size:
                     ax.axhline(float(d.mean()), color=colour, linestyle="--", linewidth=1.0)
             ax.set_xlabel(f"{reference_model} {label}")
             ax.set_ylabel(f"Δ {label}")
-            ax.set_title(f"Δ {key.upper()} per image vs {reference_model}")
+            ax.set_title(f"Δ {metric.name} per image vs {reference_model}")
             ax.legend(loc="best", fontsize=8)
         png = _png(fig)
     return Plot(

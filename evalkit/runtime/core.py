@@ -6,8 +6,10 @@ model whose inputs and outputs have been checked, with one-line errors naming th
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,8 +18,13 @@ import numpy as np
 import openvino as ov
 
 from evalkit.config import RuntimeSpec
-from evalkit.data.ade20k import sha256_file
 from evalkit.errors import InputError
+from evalkit.fileio import sha256_file
+
+try:
+    import fcntl
+except ImportError:  # Windows: the thread lock only (OpenVINO recompiles a blob it cannot read)
+    fcntl = None  # type: ignore[assignment]
 
 
 def make_core() -> ov.Core:
@@ -70,7 +77,13 @@ def usable_cpus() -> int:
 
 
 def compile_model(
-    core: ov.Core, model: ov.Model, runtime: RuntimeSpec, path: Path, *, mode: CompileMode = "latency"
+    core: ov.Core,
+    model: ov.Model,
+    runtime: RuntimeSpec,
+    path: Path,
+    *,
+    mode: CompileMode = "latency",
+    cache_dir: Path | None = None,
 ) -> ov.CompiledModel:
     """Compile with the inference precision and the CPU threads per stream pinned.
 
@@ -87,6 +100,10 @@ def compile_model(
         ``"latency"``: one stream, for one synchronous request at a time (the sequential executor, Dask
         workers, the gallery). ``"throughput"``: the THROUGHPUT hint, for many requests in flight (the
         pipelined executor).
+    cache_dir
+        OpenVINO's compiled-model cache (its ``CACHE_DIR``): a model compiled once with the same graph,
+        weights and properties is then imported from there instead of compiled (same bits, tested).
+        ``None``: no cache. See :func:`compiled_cache_lock` for how writers sharing it are kept apart.
 
     Notes
     -----
@@ -100,14 +117,63 @@ def compile_model(
     if mode == "latency":
         if cpu:
             config |= {"NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": THREADS_PER_STREAM}
+    else:
+        config["PERFORMANCE_HINT"] = "THROUGHPUT"
+        if cpu:
+            streams = runtime.streams or usable_cpus()
+            config |= {"NUM_STREAMS": streams, "INFERENCE_NUM_THREADS": streams * THREADS_PER_STREAM}
+        elif runtime.streams is not None:
+            config["NUM_STREAMS"] = runtime.streams
+    if cache_dir is None:
         return _compile(core, model, runtime.device, config, path)
-    config["PERFORMANCE_HINT"] = "THROUGHPUT"
-    if cpu:
-        streams = runtime.streams or usable_cpus()
-        config |= {"NUM_STREAMS": streams, "INFERENCE_NUM_THREADS": streams * THREADS_PER_STREAM}
-    elif runtime.streams is not None:
-        config["NUM_STREAMS"] = runtime.streams
-    return _compile(core, model, runtime.device, config, path)
+    with compiled_cache_lock(cache_dir) as usable:
+        if usable:
+            config["CACHE_DIR"] = str(cache_dir)
+        return _compile(core, model, runtime.device, config, path)
+
+
+#: One compilation with the compiled-model cache at a time in this process (OpenVINO's own guard is per
+#: core, and every run makes its own core).
+_CACHE_THREAD_LOCK = threading.Lock()
+_LOCK_FILE = ".evalkit-lock"
+
+
+@contextlib.contextmanager
+def compiled_cache_lock(cache_dir: Path) -> Iterator[bool]:
+    """Hold ``cache_dir`` for one compilation; yields whether the cache may be used.
+
+    OpenVINO writes a cache blob in place (no temporary file and rename), so a process reading a blob
+    that another one is still writing could map a file that changes under it. Compilations that use the
+    cache therefore take an exclusive ``lockf`` lock on a file in the folder (POSIX record locks also hold
+    between hosts on NFS and other shared file systems) and this process's thread lock: the first worker
+    compiles and writes, the others then import. Where the folder cannot be created or locked (read-only,
+    no lock support), the model is compiled without the cache: it only saves time.
+    """
+    with _CACHE_THREAD_LOCK:
+        fd = _lock_cache_folder(cache_dir)
+        try:
+            yield fd is not None
+        finally:
+            if fd is not None and fd >= 0:
+                fcntl.lockf(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
+
+def _lock_cache_folder(cache_dir: Path) -> int | None:
+    # The locked descriptor (-1 where there is no fcntl), or None when the cache cannot be used.
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:
+            return -1
+        fd = os.open(cache_dir / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        return None
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def optimal_requests(compiled: ov.CompiledModel, runtime: RuntimeSpec) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import openvino as ov
@@ -116,16 +117,21 @@ def read_translator_model(core: ov.Core, spec: ModelSpec) -> tuple[ov.Model, int
 
 
 def load_translator(
-    core: ov.Core, spec: ModelSpec, runtime: RuntimeSpec, *, mode: CompileMode = "latency"
+    core: ov.Core,
+    spec: ModelSpec,
+    runtime: RuntimeSpec,
+    *,
+    mode: CompileMode = "latency",
+    cache_dir: Path | None = None,
 ) -> Translator:
     """Read, check (names and shapes, by name) and compile one translation model (see
-    :func:`evalkit.runtime.core.compile_model` for ``mode``)."""
+    :func:`evalkit.runtime.core.compile_model` for ``mode`` and ``cache_dir``)."""
     assert spec.path is not None, "config completeness is checked before loading"
     model, out_idx = read_translator_model(core, spec)
     t = spec.tensors
     if runtime.one_hot == "graph":
         one_hot_in_graph(model, (t.input_seg_map, t.ref_seg_map))
-    compiled = compile_model(core, model, runtime, spec.path, mode=mode)
+    compiled = compile_model(core, model, runtime, spec.path, mode=mode, cache_dir=cache_dir)
     return Translator(
         spec=spec,
         model=CompiledModel(

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
-from evalkit.config import RuntimeSpec, VerifierSpec
-from evalkit.data.preprocess import image_tensor, verifier_image
+from evalkit.config import InputConvention, RuntimeSpec, VerifierSpec
+from evalkit.data.preprocess import VERIFIER_INTERPOLATION, image_tensor, verifier_image
 from evalkit.errors import InputError
 from evalkit.runtime.core import CompiledModel, CompileMode, compile_model, find_or_add_output, read_model
 
@@ -22,14 +22,43 @@ class VerifierOutput:
     features: np.ndarray  #: pooled features, e.g. 2048 values
 
 
+@dataclass(frozen=True)
+class VerifierPreprocessing:
+    """Every parameter that turns a uint8 RGB image into the verifier's input tensor.
+
+    :meth:`Verifier.feed` applies exactly these values, and the ground-truth feature cache builds its key
+    from them (:class:`evalkit.execution.cache.VerifierIdentity`), so a change to any of them is a new
+    key. A new parameter of the preprocessing belongs here, or the cache cannot see it.
+    """
+
+    size: tuple[int, int]  #: (height, width) of the input, read from the model (square)
+    layout: str  #: "NCHW" or "NHWC", read from the model
+    convention: InputConvention  #: channel order, then ``(x - mean) / scale`` (config ``verifier.input``)
+    interpolation: int = VERIFIER_INTERPOLATION  #: the ``cv2.resize`` flag from ground-truth size to ``size``
+
+    def tensor(self, rgb: np.ndarray) -> np.ndarray:
+        """The input tensor of one uint8 RGB image at ground-truth resolution."""
+        bgr = verifier_image(rgb, size=self.size[0], interpolation=self.interpolation)
+        return image_tensor(bgr, self.convention, layout=self.layout)
+
+
 @dataclass
 class Verifier:
-    """A compiled verifier with its input convention and layout (read from the model, not assumed)."""
+    """A compiled verifier with its preprocessing (layout and size read from the model, not assumed)."""
 
     spec: VerifierSpec
     model: CompiledModel
-    layout: str  #: "NCHW" or "NHWC"
-    size: tuple[int, int]  #: (height, width) of the input
+    preprocessing: VerifierPreprocessing
+
+    @property
+    def layout(self) -> str:
+        """"NCHW" or "NHWC"."""
+        return self.preprocessing.layout
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the input."""
+        return self.preprocessing.size
 
     def __call__(self, rgb: np.ndarray) -> VerifierOutput:
         """Verify one uint8 RGB image at ground-truth resolution (both outputs from one inference)."""
@@ -37,8 +66,7 @@ class Verifier:
 
     def feed(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
         """The verifier's input for one uint8 RGB image at ground-truth resolution, by tensor name."""
-        bgr = verifier_image(rgb, size=self.size[0])  # the input is square (checked at load)
-        return {self.model.input_names[0]: image_tensor(bgr, self.spec.input, layout=self.layout)}
+        return {self.model.input_names[0]: self.preprocessing.tensor(rgb)}
 
     @staticmethod
     def output(outs: list[np.ndarray]) -> VerifierOutput:
@@ -90,12 +118,18 @@ def read_verifier_model(core: ov.Core, spec: VerifierSpec) -> VerifierInterface:
 
 
 def load_verifier(
-    core: ov.Core, spec: VerifierSpec, runtime: RuntimeSpec, *, mode: CompileMode = "latency"
+    core: ov.Core,
+    spec: VerifierSpec,
+    runtime: RuntimeSpec,
+    *,
+    mode: CompileMode = "latency",
+    cache_dir: Path | None = None,
 ) -> Verifier:
-    """Read, check and compile the verifier (see :func:`evalkit.runtime.core.compile_model` for ``mode``)."""
+    """Read, check and compile the verifier (see :func:`evalkit.runtime.core.compile_model` for ``mode``
+    and ``cache_dir``)."""
     assert spec.path is not None, "config completeness is checked before loading"
     interface = read_verifier_model(core, spec)
-    compiled = compile_model(core, interface.model, runtime, spec.path, mode=mode)
+    compiled = compile_model(core, interface.model, runtime, spec.path, mode=mode, cache_dir=cache_dir)
     return Verifier(
         spec=spec,
         model=CompiledModel(
@@ -104,6 +138,7 @@ def load_verifier(
             input_names=(interface.input_name,),
             output_indices=(interface.probabilities_index, interface.features_index),
         ),
-        layout=interface.layout,
-        size=interface.size,
+        preprocessing=VerifierPreprocessing(
+            size=interface.size, layout=interface.layout, convention=spec.input
+        ),
     )

@@ -25,9 +25,10 @@ import numpy as np
 import scipy.linalg
 
 from evalkit.metrics import fid, inception_score
-from evalkit.metrics.fid import FidMethod, _nuclear_norm, _psd_factor
+from evalkit.metrics.fid import FidMethod, nuclear_norm, psd_factor
 from evalkit.metrics.inception_score import DEFAULT_EPS as IS_EPS
 from evalkit.metrics.kid import DEFAULT_SUBSET_SIZE, KERNEL_COEF0, KERNEL_DEGREE
+from evalkit.metrics.registry import METRICS, Metric
 
 __all__ = [
     "DEFAULT_CONFIDENCE",
@@ -50,10 +51,10 @@ DEFAULT_CONFIDENCE: float = 0.95
 #: reach p < 0.05 (its smallest p is 2 / 2**n); with fewer the "test" cannot reject anything.
 MIN_WILCOXON_PAIRS: int = 6
 
-#: Set metrics of :func:`set_deltas`: key -> (display name, higher is better).
-SET_METRICS: dict[str, tuple[str, bool]] = {"is": ("IS", True), "fid": ("FID", False), "kid": ("KID", False)}
-#: Units appended to amounts in sentences, by lower-case metric name.
-UNITS: dict[str, str] = {"psnr": " dB"}
+#: Set metrics of :func:`set_deltas` (the registry's ``comparison="set"`` entries: IS, FID, KID).
+SET_METRICS: tuple[Metric, ...] = tuple(m for m in METRICS if m.comparison == "set")
+#: Units appended to amounts in sentences, by lower-case display name (PSNR's is dB).
+UNITS: dict[str, str] = {m.name.lower(): m.unit for m in METRICS if m.unit}
 
 
 # --- results -------------------------------------------------------------------------------------------
@@ -665,8 +666,8 @@ class _SetBootstrap:
             z = root_w[:, None] * (centred[rows] - delta)
             # d x d weighted scatter matrix, factored by the rank-revealing pivoted Cholesky of the metric.
             scatter = z.T @ z
-            factors.append(_psd_factor((scatter + scatter.T) / 2))
-        return _nuclear_norm(factors[1].T @ factors[0]) / (n - 1)
+            factors.append(psd_factor((scatter + scatter.T) / 2))
+        return nuclear_norm(factors[1].T @ factors[0]) / (n - 1)
 
     def run(self, indices: np.ndarray) -> tuple[SetDeltaSamples, dict[str, float]]:
         """Per-resample values of all metrics, and KID of both models on all pairs (same kernel pass)."""
@@ -896,7 +897,8 @@ def set_deltas(
     samples, full_kid = boot.run(bootstrap_indices(boot.n, n_resamples, seed))
     point["kid"] = (full_kid["r"], full_kid["c"])
     results = {}
-    for key, (name, higher_is_better) in SET_METRICS.items():
+    for metric in SET_METRICS:
+        key, name, higher_is_better = metric.key, metric.name, metric.higher_is_better
         ref_value, cand_value = point[key]
         ci_low = ci_high = math.nan
         if n_resamples:

@@ -1,0 +1,260 @@
+"""The renderer-neutral report model: every table, note and sentence of a run's report, as text cells.
+
+Markdown, HTML, the CSVs and the command line's summary are rendered from :func:`build_report`'s
+:class:`Report`, so they cannot disagree: the delta columns are against the run's reference model, with the
+same sign, decimals and header in every format. Nothing here recomputes a metric.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from evalkit.metrics.registry import METRICS_BY_KEY, Metric, metrics_of, statistic_labels
+from evalkit.results import ComparisonEntry, RunResult, SkippedPair
+from evalkit.stats.comparison import PairedDelta
+
+__all__ = [
+    "ComparisonModel",
+    "ComparisonSection",
+    "MetricTable",
+    "PublishedTable",
+    "Report",
+    "build_report",
+    "delta_heading",
+    "format_delta",
+    "format_value",
+]
+
+REFERENCE_NOTE = (
+    "Higher is better for PSNR, SSIM and IS; lower is better for FID. IS and FID depend on the verifier, "
+    "N and the preprocessing: compare them only with runs that share all three."
+)
+EXTENDED_NOTE = (
+    "IS, FID and KID computed with this verifier are comparable only with runs that use the same verifier, "
+    "N and preprocessing — not with published GAN numbers. IS (10 splits) is n/a below 10 images."
+)
+PUBLISHED_NOTE = (
+    "The published figures come from the config's `published:` table (the OMZ card: 2000 pairs, the "
+    "original googlenet-v3, SSIM with the 2020 constants); they are comparable only with a run on the same "
+    "data and verifier. `evalkit gate --published` checks them with allowances."
+)
+
+
+def format_value(value: float | None, unit: str, decimals: int, std: float | None = None) -> str:
+    """A metric for people: fixed decimals and unit, ``± std`` if given; ``n/a`` for an undefined value."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if decimals == 0:
+        return f"{int(value)}"
+    spread = f" ± {std:.{decimals}f}" if std is not None and math.isfinite(std) else ""
+    return f"{value:.{decimals}f}{spread}{unit}"
+
+
+def format_delta(value: float | None, base: float | None, unit: str, decimals: int) -> str:
+    """``value - base`` with an explicit sign; ``n/a`` if either is undefined."""
+    if value is None or base is None or not (math.isfinite(value) and math.isfinite(base)):
+        return "n/a"
+    if decimals == 0:
+        return f"{int(value) - int(base):+d}"
+    text = f"{value - base:+.{decimals}f}"
+    if float(text) == 0.0:  # no "-0.0000": the sign of a difference below the shown precision means nothing
+        text = f"{0.0:.{decimals}f}"
+    return f"{text}{unit}"
+
+
+@dataclass(frozen=True)
+class MetricTable:
+    """Rows of metrics: a label, one value per model, one delta per non-reference model (all text)."""
+
+    head: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class ComparisonModel:
+    """One candidate model's paired comparison with the reference model."""
+
+    name: str
+    label: str
+    sentences: tuple[str, ...]
+    #: ``(metric, delta, interval, p, n, outside noise)`` per compared metric
+    rows: tuple[tuple[str, str, str, str, str, str], ...]
+
+
+@dataclass(frozen=True)
+class ComparisonSection:
+    reference_model: str
+    confidence: str  #: e.g. ``95%``
+    bootstrap: int
+    seed: int
+    models: tuple[ComparisonModel, ...]
+
+
+@dataclass(frozen=True)
+class PublishedTable:
+    """Measured values beside the config's published figures (models with published figures only)."""
+
+    head: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything a report shows, as text; built once per run by :func:`build_report`."""
+
+    title: str
+    reference_model: str
+    n_text: str  #: ``N = 32`` or ``N = 30 evaluated / 32 listed (2 skipped, see below)``
+    reference: MetricTable
+    spread: MetricTable
+    identical_note: str | None
+    extended: MetricTable | None
+    comparison: ComparisonSection | None
+    published: PublishedTable | None
+    skipped: tuple[SkippedPair, ...]
+
+
+def delta_heading(candidate: str, reference: str) -> str:
+    """The header of a delta column: the sign convention, candidate minus reference."""
+    return f"Δ {candidate} − {reference}"
+
+
+def _metric_table(
+    result: RunResult, rows: list[tuple[str, str, str, int, str | None]], first_col: str
+) -> MetricTable:
+    """``rows``: ``(key, label, unit, decimals, std_key)``; values of every model, deltas vs the reference."""
+    names = list(result.models)
+    ref = result.reference_model
+    others = [n for n in names if n != ref]
+    head = (first_col, *(result.models[n].label for n in names), *(delta_heading(n, ref) for n in others))
+    values = {n: result.models[n].metrics.to_dict() for n in names}
+    out = []
+    for key, label, unit, decimals, std_key in rows:
+        cells = [label]
+        for n in names:
+            std = values[n].get(std_key) if std_key else None
+            cells.append(format_value(values[n].get(key), unit, decimals, std))
+        for n in others:
+            cells.append(format_delta(values[n].get(key), values[ref].get(key), unit, decimals))
+        out.append(tuple(cells))
+    return MetricTable(head=head, rows=tuple(out))
+
+
+def _row(m: Metric, label: str | None = None) -> tuple[str, str, str, int, str | None]:
+    # Spreads shown inline ("± std") are those without a row of their own in the spread table.
+    inline_std = m.std_key if m.std_label is None else None
+    return (m.key, label or m.label, m.unit, m.decimals, inline_std)
+
+
+def _n_text(result: RunResult) -> str:
+    ds = result.dataset
+    if ds.n_listed is None or ds.n_listed == ds.n_pairs:
+        return f"N = {ds.n_pairs}"
+    return (
+        f"N = {ds.n_pairs} evaluated / {ds.n_listed} listed ({ds.n_listed - ds.n_pairs} skipped, see below)"
+    )
+
+
+def _comparison_row(key: str, entry: ComparisonEntry) -> tuple[str, str, str, str, str, str]:
+    metric = METRICS_BY_KEY[key]
+    d = metric.decimals
+    delta = entry.value
+    interval = entry.interval
+    ci = "n/a" if interval is None else f"[{interval[0]:+.{d}f}, {interval[1]:+.{d}f}]"
+    noise = "unknown" if interval is None else ("yes" if interval[0] > 0 or interval[1] < 0 else "no")
+    p = entry.delta.p_value if isinstance(entry.delta, PairedDelta) else None
+    n = entry.delta.n if isinstance(entry.delta, PairedDelta) else entry.delta.n_resamples
+    return (
+        metric.name,
+        "n/a" if not math.isfinite(delta) else f"{delta:+.{d}f}{metric.unit}",
+        ci,
+        "n/a" if p is None else f"{p:.3g}",
+        str(n),
+        noise,
+    )
+
+
+def _comparison(result: RunResult) -> ComparisonSection | None:
+    comp = result.comparison
+    if comp is None or not comp.models:
+        return None
+    models = []
+    for name, entries in comp.models.items():
+        label = result.models[name].label if name in result.models else name
+        models.append(
+            ComparisonModel(
+                name=name,
+                label=label,
+                sentences=tuple(e.sentence for e in entries.values()),
+                rows=tuple(_comparison_row(key, e) for key, e in entries.items()),
+            )
+        )
+    return ComparisonSection(
+        reference_model=comp.reference_model,
+        confidence=f"{comp.confidence:.0%}",
+        bootstrap=comp.bootstrap,
+        seed=comp.seed,
+        models=tuple(models),
+    )
+
+
+def _published(result: RunResult) -> PublishedTable | None:
+    published = result.config.published
+    if published is None:
+        return None
+    models = [name for name in result.models if name in published.models]
+    if not models:
+        return None
+    what = ("measured", "published", "Δ")
+    head = ("Metric", *(f"{result.models[m].label}: {w}" for m in models for w in what))
+    rows = []
+    for m in metrics_of("reference"):
+        cells = [m.label]
+        for name in models:
+            measured = result.models[name].metrics.get(m.key)
+            figure = published.models[name].get(m.key)
+            cells.append(format_value(measured, m.unit, m.decimals))
+            if figure is None:
+                cells += ["—", "—"]
+            else:
+                cells += [f"{figure.text}{m.unit}", format_delta(measured, figure.value, m.unit, m.decimals)]
+        rows.append(tuple(cells))
+    return PublishedTable(head=head, rows=tuple(rows))
+
+
+def build_report(result: RunResult) -> Report:
+    """The report model of ``result`` (every renderer reads it)."""
+    identical_note = None
+    counts = [
+        (model.label, int(count))
+        for m in metrics_of("reference")
+        if m.inf_count_key is not None
+        for model in result.models.values()
+        if (count := model.metrics.get(m.inf_count_key))
+    ]
+    if counts:
+        identical_note = (
+            "PSNR mean and std are over the images that differ from their ground truth; "
+            + ", ".join(f"{label}: {k} identical" for label, k in counts)
+            + "."
+        )
+    extended = None
+    if result.has_extended:
+        rows = [_row(m) for m in metrics_of("extended")]
+        rows += [_row(m, m.extended_label) for m in metrics_of("reference") if m.extended_label]
+        extended = _metric_table(result, rows, "Metric")
+    spread_rows = [(key, label, unit, decimals, None) for key, label, unit, decimals in statistic_labels()]
+    return Report(
+        title=f"evalkit report — {', '.join(m.label for m in result.models.values())}, "
+        f"N = {result.dataset.n_pairs}",
+        reference_model=result.reference_model,
+        n_text=_n_text(result),
+        reference=_metric_table(result, [_row(m) for m in metrics_of("reference")], "Metric"),
+        spread=_metric_table(result, spread_rows, "Statistic"),
+        identical_note=identical_note,
+        extended=extended,
+        comparison=_comparison(result),
+        published=_published(result),
+        skipped=result.skipped,
+    )

@@ -1,0 +1,306 @@
+"""The one workflow of a run: evaluate -> gallery -> gate -> reports -> journal removal.
+
+``evalkit run``, ``evalkit demo`` and the library all come through here; the command line only parses
+arguments, calls these functions, prints and maps errors to exit codes.
+
+- :func:`evaluate` runs the models and returns the :class:`~evalkit.results.RunResult` (nothing written,
+  unless ``output`` is given for a journal that survives an interruption).
+- :func:`run_and_report` is ``evalkit run``: the whole job, reports written into one folder.
+- :func:`run_demo` is ``evalkit demo``: builds the stand-ins and the synthetic data, then
+  :func:`run_and_report`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from evalkit import config as cfg
+from evalkit import defaults
+from evalkit.execution import pipeline
+from evalkit.execution.inprocess import Executor, OnError
+from evalkit.execution.pipeline import Progress
+from evalkit.results import GateReport, RunResult
+
+__all__ = ["RunOutcome", "configure", "demo_cache_dir", "evaluate", "run_and_report", "run_demo"]
+
+#: What ``evalkit run`` writes besides the gallery and ``gate.md``.
+RUN_REPORT_FORMATS = ("md", "csv", "html", "json")
+
+
+def _path(p: str | Path | None) -> Path | None:
+    return None if p is None else Path(p).expanduser()
+
+
+def configure(
+    config: cfg.Config | str | Path,
+    *,
+    data_root: str | Path | None = None,
+    pairs: str | Path | None = None,
+    models: dict[str, str | Path] | None = None,
+    verifier: str | Path | None = None,
+    limit: int | None = None,
+    output: str | Path | None = None,
+    device: str | None = None,
+    metrics: cfg.MetricProfile | None = None,
+    bootstrap: int | None = None,
+) -> cfg.Config:
+    """A config with the library's overrides applied (the same as the command line's flags).
+
+    Parameters
+    ----------
+    config
+        A :class:`evalkit.config.Config` or the path of a YAML config.
+    data_root, pairs, models, verifier, limit, output, device, metrics, bootstrap
+        As ``--data-root``, ``--pairs``, ``--model NAME=PATH`` (a mapping NAME -> PATH), ``--verifier``,
+        ``--limit``, ``--output``, ``--device``, ``--metrics``, ``--bootstrap``; ``None`` keeps the
+        config's value.
+
+    Raises
+    ------
+    InputError
+        A bad config file or override (one line naming the file and key, or the flag).
+    """
+    conf = config if isinstance(config, cfg.Config) else cfg.load_config(config)
+    overrides = cfg.Overrides(
+        data_root=_path(data_root),
+        pairs=_path(pairs),
+        models={k: Path(v).expanduser() for k, v in (models or {}).items()},
+        verifier=_path(verifier),
+        limit=limit,
+        output=_path(output),
+        device=device,
+        metrics=metrics,
+        bootstrap=bootstrap,
+    )
+    return cfg.apply_overrides(conf, overrides)
+
+
+def evaluate(
+    config: cfg.Config | str | Path,
+    *,
+    data_root: str | Path | None = None,
+    pairs: str | Path | None = None,
+    models: dict[str, str | Path] | None = None,
+    verifier: str | Path | None = None,
+    limit: int | None = None,
+    output: str | Path | None = None,
+    device: str | None = None,
+    metrics: cfg.MetricProfile | None = None,
+    bootstrap: int | None = None,
+    progress: Progress | None = None,
+    resume: bool = False,
+    on_error: OnError = "fail",
+    log: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
+) -> RunResult:
+    """Evaluate the config's models and return the run's record; writes no report.
+
+    Parameters
+    ----------
+    config
+        A :class:`evalkit.config.Config` or the path of a YAML config.
+    data_root, pairs, models, verifier, limit, output, device, metrics, bootstrap
+        Overrides, see :func:`configure`.
+    output
+        Also the folder of the journal: only when ``output`` is given (or ``resume=True``, which then
+        uses the config's ``output``) are finished pairs journaled to ``OUTPUT/.evalkit-journal``, so that
+        an interrupted run can be resumed. Without it nothing is written anywhere. The journal stays
+        after the run: :func:`run_and_report` removes it once the reports are written.
+    progress
+        Receives the progress events (see :class:`evalkit.execution.pipeline.Progress`).
+    resume
+        Continue the journal of an interrupted run (a missing journal starts from the beginning).
+    on_error
+        ``"fail"``: the first bad pair raises; ``"skip"``: recorded with its reason, the run goes on.
+    log
+        Receives one-line messages (resuming, skipped pairs, the feature cache's counts).
+    executor
+        Runs the pairs; default the in-process pipelined executor without a feature cache.
+
+    Returns
+    -------
+    RunResult
+        The record ``evalkit run`` writes as ``results.json``.
+
+    Raises
+    ------
+    InputError
+        Any bad input (one line naming the file, pairs line or key).
+    """
+    conf = configure(
+        config,
+        data_root=data_root,
+        pairs=pairs,
+        models=models,
+        verifier=verifier,
+        limit=limit,
+        output=output,
+        device=device,
+        metrics=metrics,
+        bootstrap=bootstrap,
+    )
+    return pipeline.run(
+        conf,
+        progress=progress,
+        resume=resume,
+        on_error=on_error,
+        log=log,
+        executor=executor,
+        journal=output is not None or resume,
+    )
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What :func:`run_and_report` did: the run's record, the gate's verdicts and the files written."""
+
+    result: RunResult  #: as written to ``results.json`` (with the gate's verdicts when gated)
+    output: Path  #: the report folder
+    paths: dict[str, Path]  #: by kind: summary, per_sample, markdown, html, json, then gate if gated
+    gallery: Path | None = None  #: the gallery folder (``None``: no gallery asked for)
+
+    @property
+    def gate(self) -> GateReport | None:
+        """The gate's verdicts (``None`` when not gated)."""
+        return self.result.gate
+
+    @property
+    def passed(self) -> bool:
+        """False only when the gate found a regression (the command line's exit code 1)."""
+        return self.result.gate is None or self.result.gate.passed
+
+
+def run_and_report(
+    config: cfg.Config | str | Path,
+    output: str | Path | None = None,
+    *,
+    gate: bool = False,
+    gallery_pairs: int = defaults.GALLERY_PAIRS,
+    resume: bool = False,
+    on_error: OnError = "fail",
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
+) -> RunOutcome:
+    """The whole job of ``evalkit run``: evaluate, gallery, gate, reports, then remove the journal.
+
+    Writes into ``output``: ``gallery/`` (unless ``gallery_pairs`` is 0), ``gate.md`` (with ``gate``),
+    ``summary.csv``, ``per_sample.csv``, ``report.md``, ``report.html`` and ``results.json`` (last: its
+    presence means the reports are complete). Finished pairs are journaled in
+    ``output/.evalkit-journal`` during the run, so that ``resume=True`` continues an interrupted one;
+    the journal is removed once the reports are written.
+
+    Parameters
+    ----------
+    config
+        A :class:`evalkit.config.Config` (overrides applied, e.g. with :func:`configure`) or the path of
+        a YAML config.
+    output
+        The report folder; default the config's ``output``, else :data:`evalkit.defaults.OUTPUT`.
+    gate
+        Compare every model with the reference model under the config's ``gate:`` thresholds (the
+        built-in ones when it has none), record the verdicts in the results and write ``gate.md``.
+    gallery_pairs
+        The report's gallery shows this many pairs with the largest PSNR drop and as many random ones.
+    resume, on_error, progress, log, executor
+        As for :func:`evaluate`.
+
+    Returns
+    -------
+    RunOutcome
+        ``outcome.passed`` is False when the gate found a regression.
+
+    Raises
+    ------
+    InputError
+        Any bad input (one line naming the file, pairs line or key); the journal is kept for a resume.
+    """
+    from evalkit.execution.gallery import write_gallery
+    from evalkit.execution.journal import remove_journal
+    from evalkit.fileio import write_text_atomic
+    from evalkit.report import write_reports
+
+    conf = config if isinstance(config, cfg.Config) else cfg.load_config(config)
+    folder = _path(output) or conf.output or Path(defaults.OUTPUT)
+    conf = replace(conf, output=folder)
+    result = pipeline.run(
+        conf, progress=progress, resume=resume, on_error=on_error, log=log, executor=executor, journal=True
+    )
+    gallery = None
+    if gallery_pairs > 0:
+        gallery = write_gallery(conf, result, folder / "gallery", k=gallery_pairs)
+    gate_path = None
+    if gate:
+        from evalkit.gate import compare_within_run
+        from evalkit.report.gate import render_gate_markdown
+
+        result = replace(result, gate=compare_within_run(result, conf.gate))
+        assert result.gate is not None
+        gate_path = folder / "gate.md"
+        write_text_atomic(gate_path, render_gate_markdown(result.gate))
+    paths = write_reports(
+        result, folder, formats=RUN_REPORT_FORMATS, gate=result.gate, gallery_dir=gallery
+    )
+    if gate_path is not None:
+        paths["gate"] = gate_path
+    remove_journal(folder)  # the reports are complete: nothing left to resume
+    return RunOutcome(result=result, output=folder, paths=paths, gallery=gallery)
+
+
+def demo_cache_dir(cache_dir: str | Path | None = None) -> Path:
+    """Where :func:`run_demo` builds the stand-ins and the data (``CACHE/demo``, see ``--cache-dir``)."""
+    from evalkit.execution.cache import cache_root
+
+    return cache_root(_path(cache_dir)) / "demo"
+
+
+def run_demo(
+    output: str | Path = defaults.DEMO_OUTPUT,
+    *,
+    cache_dir: str | Path | None = None,
+    n_pairs: int = defaults.DEMO_PAIRS,
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+) -> RunOutcome:
+    """``evalkit demo``: the stand-in models on a synthetic data set, through :func:`run_and_report`.
+
+    The stand-ins and ``n_pairs`` synthetic pairs are built once in :func:`demo_cache_dir` (reused while
+    they match), evalkit's caches in ``cache_dir`` are used as by ``evalkit run``, and the reports go to
+    ``output`` (default ``./evalkit-demo``, not ``reports/demo/``: that is the committed example, changed
+    only when someone regenerates it with ``evalkit demo --output reports/demo``).
+
+    Parameters
+    ----------
+    output
+        The report folder (``--output``).
+    cache_dir
+        evalkit's cache folder (``--cache-dir``; default ``$EVALKIT_CACHE_DIR`` or ``~/.cache/evalkit``).
+    n_pairs
+        Synthetic pairs (``--pairs``).
+    progress, log
+        As for :func:`evaluate`.
+
+    Returns
+    -------
+    RunOutcome
+        As :func:`run_and_report`'s.
+    """
+    from evalkit.demo.dataset import build_synthetic_ade20k
+    from evalkit.demo.models import save_standins
+    from evalkit.execution.executors import make_executor
+
+    build = demo_cache_dir(cache_dir)
+    standins = save_standins(build / "models")
+    data = build_synthetic_ade20k(build / f"data-{n_pairs}", n_pairs=n_pairs)
+    config = configure(
+        cfg.bundled_config("demo.yaml"),
+        data_root=data.root,
+        pairs=data.pairs,
+        models={"original": standins.original, "converted": standins.converted},
+        verifier=standins.verifier,
+    )
+    # evalkit run's default executor, with the same caches (the demo goes the way of a real run)
+    executor = make_executor("inprocess", cache_root=_path(cache_dir), log=log)
+    return run_and_report(config, output, progress=progress, log=log, executor=executor)
