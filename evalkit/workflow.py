@@ -13,13 +13,13 @@ arguments, calls these functions, prints and maps errors to exit codes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, is_dataclass, replace
 from pathlib import Path
 
 from evalkit import config as cfg
 from evalkit import defaults
 from evalkit.execution import pipeline
-from evalkit.execution.inprocess import Executor, OnError
+from evalkit.execution.inprocess import Executor, InProcessExecutor, OnError
 from evalkit.execution.pipeline import Progress
 from evalkit.results import GateReport, RunResult
 
@@ -217,7 +217,7 @@ def run_and_report(
     InputError
         Any bad input (one line naming the file, pairs line or key); the journal is kept for a resume.
     """
-    from evalkit.execution.gallery import write_gallery
+    from evalkit.execution.gallery import GalleryKeeper, write_gallery
     from evalkit.execution.journal import remove_journal
     from evalkit.fileio import write_text_atomic
     from evalkit.report import write_reports
@@ -225,12 +225,22 @@ def run_and_report(
     conf = config if isinstance(config, cfg.Config) else cfg.load_config(config)
     folder = _path(output) or conf.output or Path(defaults.OUTPUT)
     conf = replace(conf, output=folder)
+    executor = executor or InProcessExecutor()
+    keeper = None
+    if gallery_pairs > 0 and is_dataclass(executor) and hasattr(executor, "on_image"):
+        # The gallery's images are kept as the run makes them, so the models do not run twice.
+        names = [m.name for m in conf.models]
+        keeper = GalleryKeeper(names, conf.reference_model, gallery_pairs, conf.metrics.seed)
+        executor = replace(executor, on_image=keeper)  # type: ignore[type-var]
     result = pipeline.run(
         conf, progress=progress, resume=resume, on_error=on_error, log=log, executor=executor, journal=True
     )
     gallery = None
     if gallery_pairs > 0:
-        gallery = write_gallery(conf, result, folder / "gallery", k=gallery_pairs)
+        compiled_cache = getattr(executor, "compiled_cache", None)
+        gallery = write_gallery(
+            conf, result, folder / "gallery", k=gallery_pairs, keeper=keeper, compiled_cache=compiled_cache
+        )
     gate_path = None
     if gate:
         from evalkit.gate import compare_within_run

@@ -1,15 +1,24 @@
-"""The report's gallery: the pairs worth looking at, regenerated after the run and saved as small images.
+"""The report's gallery: the pairs worth looking at, saved as small images with a manifest.
 
 Which pairs: the ``k`` with the largest PSNR drop of any model against the reference model, and ``k``
-more drawn at random (seeded) from the rest. The run does not keep every generated image (memory stays
-flat over 2000 pairs), so the few gallery pairs are run through the models once more; that is
-deterministic, and a handful of pairs costs nothing next to the run.
+more drawn at random (seeded) from the rest: those whose seeded hash of the pair id is smallest, so the
+draw does not depend on which pairs were evaluated in which run or order.
+
+The images come from the run itself: a :class:`GalleryKeeper` handed to the executor as its ``on_image``
+sink keeps, while the pairs stream by, the images of the pairs that can still be chosen (at most the ``k``
+worst so far and the ``2k`` smallest hashes so far, plus the pairs in flight), so memory stays flat over
+2000 pairs and the models are not run again. Only a chosen pair the keeper never saw (pairs done before a
+``--resume``, or a Dask run, whose images stay on the workers) is translated once more, which is
+deterministic and gives the same image.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +28,12 @@ from PIL import Image
 from evalkit import config as cfg
 from evalkit.data.ade20k import Pair, pair_files, read_pairs
 from evalkit.defaults import GALLERY_PAIRS
-from evalkit.execution.pair import generate, prepare_pair
+from evalkit.execution.pair import PairInputs, generate, prepare_pair
 from evalkit.fileio import finite_or_none, write_text_atomic
 from evalkit.metrics.registry import per_image_metrics
 from evalkit.results import RunResult
-from evalkit.runtime.core import make_core
-from evalkit.runtime.translator import load_translator
+from evalkit.runtime.models import compile_translators
+from evalkit.runtime.translator import Translator
 
 #: Longest side of a saved gallery image.
 THUMBNAIL_SIZE = 320
@@ -40,25 +49,87 @@ class GalleryChoice:
     delta_psnr: float  #: the largest drop of any model against the reference model (dB)
 
 
+#: The per-image metric whose drop picks the worst pairs (PSNR: the first reference per-image metric).
+DROP_METRIC = REFERENCE_PER_IMAGE[0]
+
+
+def largest_drop(scores: Mapping[str, Mapping[str, float]], reference: str) -> float:
+    """The largest drop (most negative ``model - reference``) of :data:`DROP_METRIC` on one pair over the
+    other models; 0 when no difference is finite or there is no other model."""
+    others = [n for n in scores if n != reference] or [reference]
+    base = scores[reference][DROP_METRIC.key]
+    finite = [d for n in others if math.isfinite(d := scores[n][DROP_METRIC.key] - base)]
+    return min(finite) if finite else 0.0
+
+
+def draw_rank(pair_id: str, seed: int) -> int:
+    """The seeded random rank of a pair for the gallery's random draw (smaller is drawn first)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{pair_id}".encode()).digest()[:8], "big")
+
+
 def choose_pairs(result: RunResult, k: int = GALLERY_PAIRS, seed: int = 0) -> list[GalleryChoice]:
-    """The ``k`` pairs with the largest PSNR drop against the reference model, then ``k`` random others."""
-    names = list(result.models)
+    """The ``k`` pairs with the largest PSNR drop against the reference model (ties: pair order), then
+    the ``k`` other pairs with the smallest :func:`draw_rank`, in pair order."""
     reference = result.reference_model
-    ref_samples = result.models[reference].samples
-    others = [n for n in names if n != reference] or [reference]
-    drops = []
-    for i, s in enumerate(ref_samples):
-        deltas = [result.models[n].samples[i].psnr - s.psnr for n in others]
-        finite = [d for d in deltas if math.isfinite(d)]
-        drops.append(min(finite) if finite else 0.0)
-    order = sorted(range(len(drops)), key=lambda i: (drops[i], i))
-    worst = order[:k]
-    rest = [i for i in range(len(drops)) if i not in set(worst)]
-    rng = np.random.default_rng(seed)
-    random = sorted(rng.choice(rest, size=min(k, len(rest)), replace=False).tolist()) if rest else []
-    return [GalleryChoice(ref_samples[i].pair_id, "worst", drops[i]) for i in worst] + [
-        GalleryChoice(ref_samples[i].pair_id, "random", drops[i]) for i in random
+    ids = [s.pair_id for s in result.models[reference].samples]
+    drops = [
+        largest_drop({n: m.samples[i].values for n, m in result.models.items()}, reference)
+        for i in range(len(ids))
     ]
+    worst = sorted(range(len(ids)), key=lambda i: (drops[i], i))[:k]
+    rest = sorted(set(range(len(ids))) - set(worst), key=lambda i: draw_rank(ids[i], seed))
+    random = sorted(rest[:k])
+    return [GalleryChoice(ids[i], "worst", drops[i]) for i in worst] + [
+        GalleryChoice(ids[i], "random", drops[i]) for i in random
+    ]
+
+
+class GalleryKeeper:
+    """An image sink for the executor (``on_image``) that keeps the images the gallery may show.
+
+    Thread-safe: the pipelined executor calls it from its worker threads. A pair is considered once every
+    model's image of it has arrived; it is kept while it is among the ``k`` largest drops so far or the
+    ``2k`` smallest draw ranks so far, which are the only pairs :func:`choose_pairs` can pick (the ``k``
+    random pairs are the ``k`` smallest ranks outside the ``k`` worst, hence among the ``2k`` smallest).
+    Incomplete pairs (a model failed with ``--on-error skip``) are forgotten after :data:`MAX_PENDING`
+    newer pairs, so memory stays bounded.
+    """
+
+    #: Pairs with some but not all images (in flight); older ones are dropped.
+    MAX_PENDING = 256
+
+    def __init__(self, model_names: Sequence[str], reference: str, k: int, seed: int) -> None:
+        self.names, self.reference, self.k, self.seed = tuple(model_names), reference, k, seed
+        self._lock = threading.Lock()
+        self._pending: dict[str, dict[str, tuple[np.ndarray, Mapping[str, float]]]] = {}
+        self._worst: list[tuple[float, int, str]] = []  #: (drop, pair index, id), the k largest drops
+        self._ranked: list[tuple[int, str]] = []  #: (draw rank, id), the 2k smallest ranks
+        self._images: dict[str, dict[str, np.ndarray]] = {}
+
+    def __call__(self, pair: Pair, model: str, image: np.ndarray, scores: Mapping[str, float]) -> None:
+        with self._lock:
+            entry = self._pending.setdefault(pair.val_id, {})
+            entry[model] = (image, scores)
+            if len(entry) == len(self.names):
+                del self._pending[pair.val_id]
+                self._consider(pair, entry)
+            elif len(self._pending) > self.MAX_PENDING:
+                del self._pending[next(iter(self._pending))]
+
+    def _consider(self, pair: Pair, entry: Mapping[str, tuple[np.ndarray, Mapping[str, float]]]) -> None:
+        drop = largest_drop({n: scores for n, (_, scores) in entry.items()}, self.reference)
+        self._worst = sorted([*self._worst, (drop, pair.index, pair.val_id)])[: self.k]
+        self._ranked = sorted([*self._ranked, (draw_rank(pair.val_id, self.seed), pair.val_id)])[: 2 * self.k]
+        wanted = {w[2] for w in self._worst} | {r[1] for r in self._ranked}
+        if pair.val_id in wanted:
+            self._images[pair.val_id] = {n: image for n, (image, _) in entry.items()}
+        for pair_id in set(self._images) - wanted:
+            del self._images[pair_id]
+
+    def images(self, pair_id: str) -> Mapping[str, np.ndarray] | None:
+        """Every model's generated image of ``pair_id``, if kept."""
+        with self._lock:
+            return self._images.get(pair_id)
 
 
 def _save(image: np.ndarray, path: Path) -> str:
@@ -76,8 +147,20 @@ def _save_mask(labels: np.ndarray, path: Path) -> str:
     return path.name
 
 
-def write_gallery(config: cfg.Config, result: RunResult, directory: Path, k: int = GALLERY_PAIRS) -> Path:
-    """Regenerate the chosen pairs and write their images and ``gallery.json`` into ``directory``."""
+def write_gallery(
+    config: cfg.Config,
+    result: RunResult,
+    directory: Path,
+    k: int = GALLERY_PAIRS,
+    *,
+    keeper: GalleryKeeper | None = None,
+    compiled_cache: Path | None = None,
+) -> Path:
+    """Write the chosen pairs' images and ``gallery.json`` into ``directory``.
+
+    The generated images come from ``keeper`` (kept during the run); a chosen pair it does not have is
+    translated again (the models are compiled once, only then, with ``compiled_cache``).
+    """
     assert config.dataset.root is not None and config.dataset.pairs is not None
     root = config.dataset.root
     choices = choose_pairs(result, k=k, seed=config.metrics.seed)
@@ -85,8 +168,16 @@ def write_gallery(config: cfg.Config, result: RunResult, directory: Path, k: int
         p.val_id: p for p in read_pairs(config.dataset.pairs, limit=config.dataset.limit)
     }
     directory.mkdir(parents=True, exist_ok=True)
-    core = make_core()
-    translators = [load_translator(core, spec, config.runtime) for spec in config.models]
+    translators: list[Translator] = []
+
+    def generated(inputs: PairInputs) -> Mapping[str, np.ndarray]:
+        kept = keeper.images(inputs.pair.val_id) if keeper is not None else None
+        if kept is not None:
+            return kept
+        if not translators:
+            translators.extend(compile_translators(config, compiled_cache=compiled_cache))
+        return {t.spec.name: generate(t, inputs) for t in translators}
+
     index = {name: {s.pair_id: s for s in m.samples} for name, m in result.models.items()}
     entries = []
     for choice in choices:
@@ -94,6 +185,7 @@ def write_gallery(config: cfg.Config, result: RunResult, directory: Path, k: int
         inputs = prepare_pair(root, pair)
         files = pair_files(root, pair)
         stem = pair.val_id
+        outputs = generated(inputs)
         images = {
             "input_mask": _save_mask(
                 np.asarray(Image.open(files.input_mask)), directory / f"{stem}_mask.png"
@@ -103,8 +195,7 @@ def write_gallery(config: cfg.Config, result: RunResult, directory: Path, k: int
             ),
             "ground_truth": _save(inputs.ground_truth, directory / f"{stem}_gt.png"),
             "models": {
-                t.spec.name: _save(generate(t, inputs), directory / f"{stem}_{t.spec.name}.png")
-                for t in translators
+                name: _save(outputs[name], directory / f"{stem}_{name}.png") for name in result.models
             },
         }
         scores = {
