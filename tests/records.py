@@ -25,7 +25,8 @@ from evalkit.results import (
 )
 from evalkit.stats.comparison import PairedDelta, SetDelta
 
-#: Summary values the builders start from (results keys); statistics default to small spreads.
+#: Summary values the builders start from (results keys); statistics default to small spreads. A metric
+#: added to the registry later gets :data:`ANY_VALUE` until a test names it.
 BASE: dict[str, float] = {
     "psnr": 20.0,
     "ssim": 0.5,
@@ -43,11 +44,14 @@ BASE: dict[str, float] = {
 }
 
 
+ANY_VALUE = 0.5
+
+
 def metrics(extended: bool = True, **values: float) -> ModelMetrics:
     """ModelMetrics from :data:`BASE` with some values replaced (keys as in results.json; ``is`` via
     ``**{"is": 9.0}``)."""
     merged = {**BASE, **values}
-    return ModelMetrics(values={k: merged[k] for k in result_keys(extended)})
+    return ModelMetrics(values={k: merged.get(k, ANY_VALUE) for k in result_keys(extended)})
 
 
 def config(
@@ -126,7 +130,7 @@ def run(
                 metrics=m,
                 n=n,
                 samples=(model_samples or {}).get(name)
-                or samples(n, **{k: m.values[k] for k in per_image}),
+                or samples(n, **{k: m.values.get(k, ANY_VALUE) for k in per_image}),
             )
             for name, m in models.items()
         },

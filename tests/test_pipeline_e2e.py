@@ -13,6 +13,7 @@ from conftest import standin_config
 
 import evalkit
 from evalkit.config import bundled_config
+from evalkit.metrics.registry import per_image_metrics
 from evalkit.report import render_markdown, write_reports
 from evalkit.results import RunResult, load_results
 
@@ -129,7 +130,9 @@ def test_reports_written_with_the_contract_keys(result: RunResult, tmp_path: Pat
 
     with open(paths["per_sample"], newline="") as fh:
         per = list(csv.DictReader(fh))
-    assert list(per[0]) == ["pair_id", "model", "psnr", "ssim", "ssim_wang", "psnr_rgb"]
+    columns = ["pair_id", "model", *(m.key for m in per_image_metrics(extended=True))]
+    assert list(per[0]) == columns  # a metric added to the registry appends its column
+    assert columns[:6] == ["pair_id", "model", "psnr", "ssim", "ssim_wang", "psnr_rgb"]
     assert len(per) == 12 and per[0]["pair_id"] == result.models["original"].samples[0].pair_id
     assert float(per[1]["ssim"]) == result.models["converted"].samples[0].ssim
 

@@ -75,7 +75,7 @@ def test_per_image_entries_call_their_variant(photo_pair: tuple[np.ndarray, np.n
     image, gt = photo_pair
     settings = MetricSettings(ssim_constants="reference-2020")
     got = {m.key: m.compute(image, gt, settings) for m in per_image_metrics(True)}
-    assert got == {
+    assert {k: got[k] for k in ("psnr", "ssim", "ssim_wang", "psnr_rgb")} == {
         "psnr": psnr(image, gt),
         "ssim": ssim(image, gt, variant="reference-2020"),
         "ssim_wang": ssim(image, gt, variant="wang"),
@@ -89,7 +89,7 @@ def test_set_entries_call_their_variant() -> None:
     probs = rng.dirichlet(np.ones(5), size=40)
     inputs = SetInputs(gt_features=gt, features=gen, probabilities=probs)
     settings = MetricSettings(fid_method="sqrtm", seed=3)
-    got = {m.key: m.compute(inputs, settings) for m in set_metrics(True)}
+    got = {m.key: m.compute(inputs, settings) for m in set_metrics(True)}  # a dict: new entries may follow
     assert got["is"] == inception_score(probs)
     assert got["fid"][0] == fid(gt, gen, method="sqrtm") and math.isnan(got["fid"][1])
     assert got["is_10"] == inception_score(probs, splits=10, seed=3)
