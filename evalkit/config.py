@@ -768,4 +768,10 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<results>") -> Conf
     if not isinstance(data, Mapping):
         raise InputError(f"{source}: expected a mapping, got {type(data).__name__}")
     raw = {k: v for k, v in data.items() if k != "source"}
-    return parse_config(raw, source=str(data.get("source") or source))
+    try:
+        return parse_config(raw, source=str(data.get("source") or source))
+    except InputError:
+        # the bad key is in this copy (e.g. a results.json edited by hand), not in the YAML it came from:
+        # read it again so that the error names ``source``
+        parse_config(raw, source=source)
+        raise

@@ -90,9 +90,13 @@ class SampleScores:
         return {"pair_id": self.pair_id, **{k: finite_or_none(v) for k, v in self.values.items()}}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SampleScores:
+    def from_dict(cls, d: Mapping[str, Any], extended: bool = True) -> SampleScores:
+        """Read one sample; every per-image metric of the profile (``extended`` or not) must be there."""
+        d = _mapping(d, "sample")
         values = {}
         for m in per_image_metrics(extended=True):
+            if m.key not in d and m in per_image_metrics(extended):
+                raise ValueError(f"sample {d.get('pair_id', '?')!r} has no {m.key!r}")
             if m.key in d:
                 # null is an infinite value for a finite-mean metric (PSNR of an identical image)
                 values[m.key] = _float(d[m.key], none=math.inf if m.finite_mean else math.nan)
@@ -134,6 +138,7 @@ class ModelMetrics:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelMetrics:
+        d = _mapping(d, "metrics")
         extended = all(m.key in d for m in metrics_of("extended"))
         values: dict[str, float] = {}
         for key in result_keys(extended):
@@ -169,14 +174,22 @@ class ModelResult:
 
     @classmethod
     def from_dict(cls, name: str, d: Mapping[str, Any]) -> ModelResult:
+        d = _mapping(d, f"models.{name}")
+        metrics = ModelMetrics.from_dict(d["metrics"])
+        listed = _sequence(d.get("samples", []), f"models.{name}.samples")
+        samples = tuple(SampleScores.from_dict(s, metrics.has_extended) for s in listed)
+        n = int(d["n"])
+        # samples may be left out (a stripped file still gates), but not disagree with n
+        if samples and len(samples) != n:
+            raise ValueError(f"models.{name}: {len(samples)} samples but n = {n}")
         return cls(
             name=name,
             label=d["label"],
             path=d["path"],
             sha256=d["sha256"],
-            metrics=ModelMetrics.from_dict(d["metrics"]),
-            n=int(d["n"]),
-            samples=tuple(SampleScores.from_dict(s) for s in d.get("samples", [])),
+            metrics=metrics,
+            n=n,
+            samples=samples,
         )
 
 
@@ -230,6 +243,7 @@ class ComparisonEntry:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ComparisonEntry:
+        d = _mapping(d, "comparison entry")
         fields = {k: v for k, v in d.items() if k != "sentence"}
         for k in ("ci_low", "ci_high", "mean_delta", "delta", "reference_value", "candidate_value"):
             if k in fields:
@@ -266,14 +280,15 @@ class Comparison:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Comparison:
+        d = _mapping(d, "comparison")
         return cls(
             reference_model=d["reference_model"],
             bootstrap=int(d["bootstrap"]),
             seed=int(d["seed"]),
             confidence=float(d["confidence"]),
             models={
-                name: {key: ComparisonEntry.from_dict(e) for key, e in entries.items()}
-                for name, entries in d["models"].items()
+                name: {key: ComparisonEntry.from_dict(e) for key, e in _mapping(entries, name).items()}
+                for name, entries in _mapping(d["models"], "comparison.models").items()
             },
         )
 
@@ -321,24 +336,62 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = "<results>") -> RunResult:
-        version = d.get("schema_version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
+        version = d.get("schema_version", SCHEMA_VERSION)  # files of the first release have none
+        if isinstance(version, bool) or not isinstance(version, int) or version != SCHEMA_VERSION:
             raise InputError(
                 f"{source}: results schema_version {version!r} is not the one this evalkit reads "
                 f"({SCHEMA_VERSION}); use the evalkit version that wrote it ({d.get('evalkit_version', '?')})"
             )
+        config = config_from_dict(d["config"], source=f"{source}: config")
+        models = {name: ModelResult.from_dict(name, m) for name, m in _mapping(d["models"], "models").items()}
+        declared = [m.name for m in config.models]
+        if list(models) != declared:
+            raise ValueError(f"models {list(models)} are not the config's models {declared}")
+        if len({len(m.samples) for m in models.values()}) > 1:
+            raise ValueError("the models have different numbers of samples")
+        comparison = Comparison.from_dict(d["comparison"]) if d.get("comparison") else None
+        if comparison is not None:
+            # the reports read the reference from the config: a comparison against another model would be
+            # shown under the wrong heading and sign
+            if comparison.reference_model != config.reference_model:
+                raise ValueError(
+                    f"comparison.reference_model {comparison.reference_model!r} is not "
+                    f"metrics.reference_model {config.reference_model!r}"
+                )
+            strangers = set(comparison.models) - (set(models) - {config.reference_model})
+            if strangers:
+                raise ValueError(f"comparison.models has {sorted(strangers)}: not candidates of the run")
+        try:
+            gate = GateReport.from_dict(d["gate"]) if d.get("gate") else None
+        except InputError as exc:
+            raise InputError(f"{source}: {exc}") from None
         return cls(
             evalkit_version=d["evalkit_version"],
-            config=config_from_dict(d["config"], source=f"{source}: config"),
-            dataset=DatasetInfo(**d["dataset"]),
-            models={name: ModelResult.from_dict(name, m) for name, m in d["models"].items()},
-            verifier=VerifierInfo(**d["verifier"]),
-            environment=d.get("environment", {}),
-            timings=d.get("timings", {}),
-            comparison=Comparison.from_dict(d["comparison"]) if d.get("comparison") else None,
-            skipped=tuple(SkippedPair(**s) for s in d.get("skipped", [])),
-            gate=GateReport.from_dict(d["gate"]) if d.get("gate") else None,
+            config=config,
+            dataset=DatasetInfo(**_mapping(d["dataset"], "dataset")),
+            models=models,
+            verifier=VerifierInfo(**_mapping(d["verifier"], "verifier")),
+            environment=dict(_mapping(d.get("environment", {}), "environment")),
+            timings={k: float(v) for k, v in _mapping(d.get("timings", {}), "timings").items()},
+            comparison=comparison,
+            skipped=tuple(
+                SkippedPair(**_mapping(s, "skipped")) for s in _sequence(d.get("skipped", []), "skipped")
+            ),
+            gate=gate,
         )
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    # a hand-edited file: a wrong shape is one line naming the key, not an AttributeError deep in a report
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{where!r} is not a mapping")
+    return value
+
+
+def _sequence(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"{where!r} is not a list")
+    return value
 
 
 def _plain(value: Any) -> Any:
@@ -374,8 +427,10 @@ def load_results(path: Path) -> RunResult:
         raise InputError(f"{path}: results file not found") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{path}: not an evalkit results file (missing or wrong key {exc})") from None
+    except KeyError as exc:
+        raise InputError(f"{path}: not an evalkit results file (missing key {exc})") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: not an evalkit results file ({exc})") from None
 
 
 # ------------------------------------------------------------------------------------- the gate's outcome

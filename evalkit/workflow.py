@@ -12,6 +12,7 @@ arguments, calls these functions, prints and maps errors to exit codes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, is_dataclass, replace
 from pathlib import Path
@@ -238,9 +239,11 @@ def run_and_report(
     gallery = None
     if gallery_pairs > 0:
         compiled_cache = getattr(executor, "compiled_cache", None)
+        t_gallery = time.perf_counter()
         gallery = write_gallery(
             conf, result, folder / "gallery", k=gallery_pairs, keeper=keeper, compiled_cache=compiled_cache
         )
+        result = replace(result, timings={**result.timings, "gallery_s": time.perf_counter() - t_gallery})
     gate_path = None
     if gate:
         from evalkit.gate import compare_within_run

@@ -215,6 +215,29 @@ def test_run_stops_at_the_first_problem_before_any_inference(standins, tmp_path:
     assert not (tmp_path / "out").exists()  # nothing written: the output folder is checked after the data
 
 
+def test_one_pair_is_refused_before_any_inference(
+    standins, synthetic_data, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FID needs two images: known from the pairs file, so said before the models run (no journal left)."""
+    from evalkit.execution import inprocess
+
+    def no_inference(*args, **kwargs):
+        raise AssertionError("inference started")
+
+    monkeypatch.setattr(inprocess.InProcessExecutor, "evaluate", no_inference)
+    data = synthetic_data(4)
+    code = cli.main([
+        "run", str(REPO / "configs" / "demo.yaml"), "--quiet", "--limit", "1",
+        "--data-root", str(data.root), "--pairs", str(data.pairs), "--verifier", str(standins.verifier),
+        "--model", f"original={standins.original}", "--model", f"converted={standins.converted}",
+        "--output", str(tmp_path / "out"),
+    ])  # fmt: skip
+    assert code == cli.EXIT_BAD_INPUT
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"evalkit: error: {data.pairs}: FID needs at least 2 pairs, the run lists 1"]
+    assert not (tmp_path / "out" / ".evalkit-journal").exists()
+
+
 def test_help_prints_the_defaults_of_evalkit_defaults(capsys) -> None:
     with pytest.raises(SystemExit):
         cli.main(["run", "--help"])

@@ -86,7 +86,7 @@ def test_metrics_read_as_attributes_through_the_registry() -> None:
         _ = m.lpips
 
 
-@pytest.mark.parametrize("version", [0, 2, "1"])
+@pytest.mark.parametrize("version", [0, 2, "1", True, 1.0])
 def test_unknown_schema_version_is_refused_with_one_line(tmp_path: Path, version: object) -> None:
     path = tmp_path / "results.json"
     save_results(a_run(), path)

@@ -37,8 +37,11 @@ class CheckReport:
         return not self.problems
 
 
-def output_problem(output: Path | None) -> str | None:
-    """Why ``output`` cannot take a run's files (created if missing), or ``None`` if it can."""
+def output_problem(output: Path | None, what: str = "output directory") -> str | None:
+    """Why ``output`` cannot take a run's files (created if missing), or ``None`` if it can.
+
+    ``what`` names the folder in the message (``--save-images`` folders are checked the same way).
+    """
     if output is None:
         return None
     try:
@@ -47,7 +50,7 @@ def output_problem(output: Path | None) -> str | None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        return f"{output}: output directory is not writable ({exc.strerror})"
+        return f"{output}: {what} is not writable ({exc.strerror})"
     return None
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 
 from evalkit.errors import InputError
 from evalkit.execution.cache import FeatureCache, compiled_models_dir, default_cache_dir
+from evalkit.execution.check import output_problem
 from evalkit.execution.inprocess import Executor, InProcessExecutor
 
 ExecutorKind = Literal["inprocess", "dask"]
@@ -56,9 +57,13 @@ def make_executor(
     Raises
     ------
     InputError
-        Dask options without ``kind="dask"``, both or neither of ``scheduler`` and ``workers`` with it, or
-        Dask not installed.
+        Dask options without ``kind="dask"``, both or neither of ``scheduler`` and ``workers`` with it,
+        Dask not installed, or a ``save_images`` folder that cannot be created or written.
     """
+    # a folder that cannot take the images is bad input now, not an OSError after the first pairs
+    problem = output_problem(save_images, "--save-images folder")
+    if problem:
+        raise InputError(problem)
     cache = FeatureCache(default_cache_dir(cache_root)) if use_cache else None
     compiled_cache = compiled_models_dir(cache_root) if use_cache else None
     if kind == "dask":

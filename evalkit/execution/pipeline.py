@@ -34,6 +34,9 @@ from evalkit.results import (
 from evalkit.runtime.core import model_sha256
 from evalkit.stats.aggregate import ModelOutputs, compare_models, summarise
 
+#: Fewest pairs a run can summarise: FID's covariances need two images.
+MIN_PAIRS = 2
+
 
 class Progress(Protocol):
     """Receives progress events; the CLI shows them as bars, the API ignores them by default.
@@ -155,6 +158,8 @@ def run(
     root, pairs_path = config.dataset.root, config.dataset.pairs
     assert root is not None and pairs_path is not None and config.verifier.path is not None
     pairs = read_pairs(pairs_path, limit=config.dataset.limit)
+    if len(pairs) < MIN_PAIRS:  # known before any inference: say so now, not after the run
+        raise InputError(f"{pairs_path}: FID needs at least {MIN_PAIRS} pairs, the run lists {len(pairs)}")
     names = [m.name for m in config.models]
     model_hashes = {m.name: model_sha256(m.path) for m in config.models if m.path is not None}
     verifier_sha256 = model_sha256(config.verifier.path)
@@ -178,7 +183,9 @@ def run(
 
     def deliver(record: PairRecord) -> None:
         if record.skipped is not None:
-            log(f"skipped {record.pair_id} (pairs line {pairs[record.index].line}): {record.skipped}")
+            line = f"pairs line {pairs[record.index].line}"
+            where = "" if line in record.skipped else f" ({line})"  # a reading error names it already
+            log(f"skipped {record.pair_id}{where}: {record.skipped}")
         records.append(record)
         if pair_journal is not None:
             pair_journal.append(record)
@@ -200,8 +207,10 @@ def run(
     t_infer = time.perf_counter() - t0
 
     evaluated = sum(1 for r in records if r.skipped is None)
-    if evaluated < 2:
-        raise InputError(f"{pairs_path}: FID needs at least 2 evaluated pairs, the run has {evaluated}")
+    if evaluated < MIN_PAIRS:
+        raise InputError(
+            f"{pairs_path}: FID needs at least {MIN_PAIRS} evaluated pairs, the run has {evaluated}"
+        )
     gt_features, outputs = collect(records, names)
     models = {}
     for spec in config.models:

@@ -15,7 +15,6 @@ import warnings
 from typing import Literal
 
 import numpy as np
-import scipy.linalg
 
 #: Diagonal offset of the reference's retry when ``sqrtm`` returns non-finite values.
 SQRTM_RETRY_EPS: float = 1e-6
@@ -158,6 +157,8 @@ def psd_factor(sigma: np.ndarray) -> np.ndarray:
     # and rank-revealing when it is singular (N <= d), where plain Cholesky fails. It stops at pivots below
     # d * eps * max(diag), so round-off in the null space is dropped instead of entering as sqrt(noise).
     # sigma is symmetric, so its transpose is the same matrix already in the Fortran order LAPACK wants.
+    import scipy.linalg  # here, not at the top: loading a config (the registry) need not load SciPy
+
     chol, piv, rank, info = scipy.linalg.lapack.dpstrf(sigma.T, lower=1)
     if info < 0:
         raise RuntimeError(f"LAPACK dpstrf rejected argument {-info}")
@@ -174,6 +175,8 @@ def nuclear_norm(cross: np.ndarray) -> float:
     # The smaller of C C^T and C^T C has no null directions forced by the shape, so no eigenvalue that is
     # pure round-off gets square-rooted; values-only eigvalsh on it is ~2x faster than svdvals on C.
     gram = cross @ cross.T if cross.shape[0] <= cross.shape[1] else cross.T @ cross
+    import scipy.linalg
+
     eigenvalues = scipy.linalg.eigvalsh(gram, check_finite=False)
     return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
 
@@ -211,6 +214,8 @@ def trace_sqrt_product_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
 
 def _scipy_sqrtm(matrix: np.ndarray) -> np.ndarray:
     """``scipy.linalg.sqrtm`` without its warnings, returning only the matrix on every SciPy version."""
+    import scipy.linalg
+
     with warnings.catch_warnings():
         # The reference calls sqrtm(disp=False), which is silent on singular input; SciPy >= 1.16 warns
         # instead (and deprecates disp), so call it plainly and silence the singular-matrix warning.

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from skimage.metrics import structural_similarity
 
 from .psnr import validate_image_pair
 
@@ -132,6 +131,9 @@ def ssim(pred: np.ndarray, gt: np.ndarray, *, variant: SsimVariant = "reference"
                 f"ssim: variant 'wang' needs images of at least {WANG_WINDOW_SIZE}x{WANG_WINDOW_SIZE} pixels "
                 f"(its Gaussian window), got {height}x{width}; use variant='reference' for tiny images"
             )
+        # imported here: loading a config (the registry) need not load scikit-image and SciPy
+        from skimage.metrics import structural_similarity
+
         value = structural_similarity(
             gt_arr,
             pred_arr,

@@ -22,7 +22,7 @@ REPORT_FORMATS = ("md", "csv", "json", "html")
 
 def write_reports(
     result: RunResult,
-    output: Path,
+    output: Path | str,
     *,
     formats: Sequence[str] = ("md", "csv", "json"),
     gallery_dir: Path | None = None,
@@ -39,6 +39,7 @@ def write_reports(
     unknown = [f for f in formats if f not in REPORT_FORMATS]
     if unknown:
         raise ValueError(f"unknown report format(s) {unknown}; valid: {', '.join(REPORT_FORMATS)}")
+    output = Path(output)  # the library's callers pass strings too, as run_and_report accepts
     output.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     if "csv" in formats:
