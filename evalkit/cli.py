@@ -189,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="after the run, compare every model with the reference model (thresholds: the config's "
         "'gate:' key, else the defaults); write gate.md and exit 1 on a regression",
     )
+    run.add_argument(
+        "--junit-xml",
+        type=Path,
+        metavar="FILE",
+        help="with --gate: also write the verdicts as JUnit XML (one test case per model and metric) for a "
+        "CI system; with $GITHUB_STEP_SUMMARY set, the gate table is appended to that file too",
+    )
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     check = sub.add_parser(
@@ -291,6 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare the candidate with the 'published:' table of --config",
     )
     gate.add_argument("--markdown", type=Path, metavar="FILE", help="also write the verdicts as Markdown")
+    gate.add_argument(
+        "--junit-xml",
+        type=Path,
+        metavar="FILE",
+        help="also write the verdicts as JUnit XML (one test case per model and metric) for a CI system; "
+        "with $GITHUB_STEP_SUMMARY set, the Markdown table is appended to that file too",
+    )
     gate.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     report = sub.add_parser(
@@ -418,8 +432,10 @@ def _print_outcome(outcome: RunOutcome) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from evalkit.config import apply_overrides, load_config
-    from evalkit.workflow import run_and_report
+    from evalkit.workflow import run_and_report, step_summary_file
 
+    if args.junit_xml is not None and not args.gate:
+        raise InputError("--junit-xml: only with --gate (there are no verdicts to write)")
     # The config's 'gate:' thresholds are read with it: a typo fails now, not after hours of inference.
     config = apply_overrides(load_config(args.config), _overrides(args))
     executor = _executor(args)
@@ -433,6 +449,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             progress=None if args.quiet else _ConsoleProgress(),
             log=_log,
             executor=executor,
+            junit_xml=args.junit_xml,
+            step_summary=step_summary_file() if args.gate else None,
         )
     finally:
         close = getattr(executor, "close", None)
@@ -500,6 +518,7 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     from evalkit.gate import compare_runs, compare_to_published
     from evalkit.report.gate import render_gate_markdown, render_gate_text
     from evalkit.results import load_results, write_text_atomic
+    from evalkit.workflow import check_gate_ci_files, step_summary_file, write_gate_ci_files
 
     paths = args.results
     if len(paths) > 2 or (len(paths) == 1 and not args.published):
@@ -510,6 +529,8 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     if args.published and published is None:
         where = args.config or "--published"
         raise InputError(f"{where}: no 'published:' table to compare with (give it with --config FILE)")
+    step_summary = step_summary_file()
+    check_gate_ci_files(args.junit_xml, step_summary)
     candidate = load_results(paths[-1])
     reports = []
     if len(paths) == 2:
@@ -534,6 +555,7 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     print("\n".join(render_gate_text(r) for r in reports), end="")
     if args.markdown:
         write_text_atomic(args.markdown, "\n".join(render_gate_markdown(r) for r in reports))
+    write_gate_ci_files(reports, junit_xml=args.junit_xml, step_summary=step_summary)
     return EXIT_OK if all(r.passed for r in reports) else EXIT_GATE_FAILED
 
 

@@ -12,19 +12,34 @@ arguments, calls these functions, prints and maps errors to exit codes.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, is_dataclass, replace
 from pathlib import Path
 
 from evalkit import config as cfg
 from evalkit import defaults
+from evalkit.errors import InputError
 from evalkit.execution import pipeline
 from evalkit.execution.inprocess import Executor, InProcessExecutor, OnError
 from evalkit.execution.pipeline import Progress
 from evalkit.results import GateReport, RunResult
 
-__all__ = ["RunOutcome", "configure", "demo_cache_dir", "evaluate", "run_and_report", "run_demo"]
+__all__ = [
+    "RunOutcome",
+    "check_gate_ci_files",
+    "configure",
+    "demo_cache_dir",
+    "evaluate",
+    "run_and_report",
+    "run_demo",
+    "step_summary_file",
+    "write_gate_ci_files",
+]
+
+#: The environment variable GitHub Actions sets to the file whose Markdown is shown on the job's page.
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
 #: What ``evalkit run`` writes besides the gallery and ``gate.md``.
 RUN_REPORT_FORMATS = ("md", "csv", "html", "json")
@@ -153,13 +168,119 @@ def evaluate(
     )
 
 
+def step_summary_file(environ: dict[str, str] | None = None) -> Path | None:
+    """The file named by ``$GITHUB_STEP_SUMMARY`` (``None`` when unset or empty, i.e. outside GitHub CI)."""
+    value = (os.environ if environ is None else environ).get(STEP_SUMMARY_ENV, "")
+    return Path(value) if value else None
+
+
+def _refuse_unwritable(path: Path, label: str, *, append: bool) -> None:
+    if path.is_dir():
+        raise InputError(f"{label}: is a folder, not a file")
+    if append and path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"{label}: cannot write (no permission)")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # missing folders are created when written
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{label}: cannot write ({folder} is not a folder)")
+    if not os.access(folder, os.W_OK | os.X_OK) and not (append and path.exists()):
+        raise InputError(f"{label}: cannot write (folder {folder} is not writable)")
+
+
+def _summary_label(path: Path) -> str:
+    return f"{STEP_SUMMARY_ENV}={path}"
+
+
+def check_gate_ci_files(junit_xml: str | Path | None = None, step_summary: str | Path | None = None) -> None:
+    """Refuse, before any work, a JUnit XML path or step summary file that cannot be written.
+
+    Parameters
+    ----------
+    junit_xml, step_summary
+        As for :func:`write_gate_ci_files`; ``None`` is not checked.
+
+    Raises
+    ------
+    InputError
+        A path that is a folder or lies where nothing can be written (one line naming the file).
+    """
+    if junit_xml is not None:
+        _refuse_unwritable(Path(junit_xml), str(junit_xml), append=False)
+    if step_summary is not None:
+        _refuse_unwritable(Path(step_summary), _summary_label(Path(step_summary)), append=True)
+
+
+def write_gate_ci_files(
+    reports: GateReport | Sequence[GateReport],
+    *,
+    junit_xml: str | Path | None = None,
+    step_summary: str | Path | None = None,
+) -> dict[str, Path]:
+    """Write the gate for a CI system: a JUnit XML file, and/or its Markdown table appended to a summary.
+
+    Parameters
+    ----------
+    reports
+        The gate reports (``evalkit gate`` may make two: against a run and against the published table).
+    junit_xml
+        Write :func:`evalkit.report.junit.render_junit_xml` here (atomically; missing folders created).
+    step_summary
+        Append :func:`evalkit.report.gate.render_gate_markdown` to this file (what GitHub Actions shows on
+        the job's page; see :func:`step_summary_file`). Appended, never overwritten: other steps write
+        there too.
+
+    Returns
+    -------
+    dict of str to Path
+        ``junit`` and/or ``step_summary``: the files written.
+
+    Raises
+    ------
+    InputError
+        A path that cannot be written (one line naming the file).
+    """
+    from evalkit.fileio import write_text_atomic
+    from evalkit.report.gate import render_gate_markdown
+    from evalkit.report.junit import render_junit_xml
+
+    reports = (reports,) if isinstance(reports, GateReport) else tuple(reports)
+    check_gate_ci_files(junit_xml, step_summary)
+    written: dict[str, Path] = {}
+    if junit_xml is not None:
+        path = Path(junit_xml)
+        try:
+            write_text_atomic(path, render_junit_xml(reports))
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        written["junit"] = path
+    if step_summary is not None:
+        path = Path(step_summary)
+        markdown = "\n".join(render_gate_markdown(r) for r in reports)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a+b") as fh:
+                # A blank line first, so the table never runs into what an earlier step left there.
+                fh.seek(0, os.SEEK_END)
+                if fh.tell() > 0:
+                    fh.seek(fh.tell() - 1)
+                    separator = b"\n" if fh.read(1) == b"\n" else b"\n\n"
+                else:
+                    separator = b""
+                fh.write(separator + markdown.encode("utf-8"))
+        except OSError as exc:
+            raise InputError(f"{_summary_label(path)}: cannot write ({exc.strerror or exc})") from None
+        written["step_summary"] = path
+    return written
+
+
 @dataclass(frozen=True)
 class RunOutcome:
     """What :func:`run_and_report` did: the run's record, the gate's verdicts and the files written."""
 
     result: RunResult  #: as written to ``results.json`` (with the gate's verdicts when gated)
     output: Path  #: the report folder
-    paths: dict[str, Path]  #: by kind: summary, per_sample, markdown, html, json, then gate if gated
+    paths: dict[str, Path]  #: by kind: summary, per_sample, markdown, html, json, then gate, junit if written
     gallery: Path | None = None  #: the gallery folder (``None``: no gallery asked for)
 
     @property
@@ -184,6 +305,8 @@ def run_and_report(
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
     executor: Executor | None = None,
+    junit_xml: str | Path | None = None,
+    step_summary: str | Path | None = None,
 ) -> RunOutcome:
     """The whole job of ``evalkit run``: evaluate, gallery, gate, reports, then remove the journal.
 
@@ -207,6 +330,11 @@ def run_and_report(
         The report's gallery shows this many pairs with the largest PSNR drop and as many random ones.
     resume, on_error, progress, log, executor
         As for :func:`evaluate`.
+    junit_xml
+        With ``gate``: also write the verdicts as JUnit XML to this file (see :func:`write_gate_ci_files`).
+    step_summary
+        With ``gate``: also append the Markdown gate table to this file (``evalkit run`` passes
+        :func:`step_summary_file`, i.e. ``$GITHUB_STEP_SUMMARY``).
 
     Returns
     -------
@@ -217,12 +345,18 @@ def run_and_report(
     ------
     InputError
         Any bad input (one line naming the file, pairs line or key); the journal is kept for a resume.
+        ``junit_xml`` or ``step_summary`` without ``gate``, or one that cannot be written, is refused
+        before any inference.
     """
     from evalkit.execution.gallery import GalleryKeeper, write_gallery
     from evalkit.execution.journal import remove_journal
     from evalkit.fileio import write_text_atomic
     from evalkit.report import write_reports
 
+    for name, value in (("junit_xml", junit_xml), ("step_summary", step_summary)):
+        if value is not None and not gate:
+            raise InputError(f"{name}: only with gate=True (there are no verdicts to write)")
+    check_gate_ci_files(junit_xml, step_summary)  # now, not after hours of inference
     conf = config if isinstance(config, cfg.Config) else cfg.load_config(config)
     folder = _path(output) or conf.output or Path(defaults.OUTPUT)
     conf = replace(conf, output=folder)
@@ -245,6 +379,7 @@ def run_and_report(
         )
         result = replace(result, timings={**result.timings, "gallery_s": time.perf_counter() - t_gallery})
     gate_path = None
+    ci_paths: dict[str, Path] = {}
     if gate:
         from evalkit.gate import compare_within_run
         from evalkit.report.gate import render_gate_markdown
@@ -253,11 +388,14 @@ def run_and_report(
         assert result.gate is not None
         gate_path = folder / "gate.md"
         write_text_atomic(gate_path, render_gate_markdown(result.gate))
+        ci_paths = write_gate_ci_files(result.gate, junit_xml=junit_xml, step_summary=step_summary)
     paths = write_reports(
         result, folder, formats=RUN_REPORT_FORMATS, gate=result.gate, gallery_dir=gallery
     )
     if gate_path is not None:
         paths["gate"] = gate_path
+    if "junit" in ci_paths:
+        paths["junit"] = ci_paths["junit"]
     remove_journal(folder)  # the reports are complete: nothing left to resume
     return RunOutcome(result=result, output=folder, paths=paths, gallery=gallery)
 

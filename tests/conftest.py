@@ -41,6 +41,17 @@ def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory):
         os.environ["EVALKIT_CACHE_DIR"] = old
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_github_step_summary():
+    """Gated tests run under GitHub Actions must not append their tables to the real job summary."""
+    import os
+
+    old = os.environ.pop("GITHUB_STEP_SUMMARY", None)
+    yield
+    if old is not None:
+        os.environ["GITHUB_STEP_SUMMARY"] = old
+
+
 @pytest.fixture(scope="session")
 def standins(tmp_path_factory: pytest.TempPathFactory):
     """The stand-in models (seed 0: ``original``, ``original_baked``, ``converted``, ``verifier``), built once

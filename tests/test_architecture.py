@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "evalkit"
-SHARED = {"errors", "defaults", "fileio"}
+SHARED = {"errors", "defaults", "fileio", "number_format"}
 
 #: What each top-level part of the package may import from evalkit (besides itself).
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "defaults": set(),
     "fileio": set(),
+    "number_format": set(),
     "metrics": set(),  # pure functions: nothing of evalkit
     "config": SHARED | {"metrics"},
     "data": SHARED | {"config"},

@@ -107,7 +107,7 @@ class TestPairedDelta:
         assert (result.mean_delta, result.ci_low, result.ci_high) == (0.0, 0.0, 0.0)
         assert result.p_value is None  # all deltas are 0
         assert result.sentence("converted", "original") == (
-            "converted is within noise of original on PSNR (Δ 0 dB, 95% CI [0, 0])."
+            "converted is within noise of original on PSNR (Δ 0.0000 dB, 95% CI [0.0000, 0.0000])."
         )
 
     def test_infinite_psnr_pairs_are_left_out(self):
@@ -208,21 +208,21 @@ class TestSentences:
         delta = PairedDelta("PSNR", -0.012, -0.03, 0.01, 0.21, 2000, True)
         assert delta.sentence("converted", "original") == (
             "converted is within noise of original on PSNR "
-            "(Δ -0.012 dB, 95% CI [-0.03, 0.01], Wilcoxon p = 0.21)."
+            "(Δ -0.01200 dB, 95% CI [-0.03000, +0.01000], Wilcoxon p = 0.21)."
         )
 
     def test_worse_example(self):
         delta = SetDelta("FID", 0.41, 0.12, 0.70, 200, False)
         assert delta.sentence("converted", "original") == (
-            "converted is worse than original on FID by 0.41, 95% CI [0.12, 0.7]."
+            "converted is worse than original on FID by 0.4100, 95% CI [0.1200, 0.7000]."
         )
 
     def test_better_uses_magnitudes(self):
         assert SetDelta("FID", -0.41, -0.70, -0.12, 200, False).sentence("new", "old") == (
-            "new is better than old on FID by 0.41, 95% CI [0.12, 0.7]."
+            "new is better than old on FID by 0.4100, 95% CI [0.1200, 0.7000]."
         )
         assert PairedDelta("PSNR", -0.5, -0.7, -0.3, 1e-5, 100, True).sentence("new", "old") == (
-            "new is worse than old on PSNR by 0.5 dB, 95% CI [0.3, 0.7] (Wilcoxon p = 1e-05)."
+            "new is worse than old on PSNR by 0.5000 dB, 95% CI [0.3000, 0.7000] (Wilcoxon p = 1e-05)."
         )
 
     def test_four_significant_digits(self):
@@ -231,7 +231,9 @@ class TestSentences:
 
     def test_no_interval(self):
         text = SetDelta("KID", 0.002, math.nan, math.nan, 0, False).sentence("new", "old")
-        assert text.startswith("new differs from old on KID by Δ 0.002 (no confidence interval was computed")
+        assert text.startswith(
+            "new differs from old on KID by Δ +0.002000 (no confidence interval was computed"
+        )
 
     def test_estimate_outside_interval_is_flagged(self):
         text = SetDelta("IS", 0.5, 0.1, 0.4, 200, True).sentence("new", "old")

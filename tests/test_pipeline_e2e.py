@@ -208,6 +208,9 @@ def test_paired_comparison_in_results_and_report(
     for entry in entries.values():
         assert entry["ci_low"] <= entry["ci_high"]
         assert entry["sentence"].startswith("converted is ")
+        # The run config's gate spec (the built-in defaults here) gives every compared metric an allowance.
+        assert "the gate's allowance of " in entry["sentence"]
+    assert "allowance of 0.1000 dB" in entries["psnr"]["sentence"]
     md = render_markdown(result)
     assert "## Paired comparison with original" in md and entries["fid"]["sentence"] in md
     # seeded: the same run gives the same intervals

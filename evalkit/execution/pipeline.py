@@ -226,7 +226,14 @@ def run(
         )
     comparison = None
     if config.metrics.profile == "all" and len(config.models) > 1:
-        comparison = compare_models(gt_features, outputs, config.metrics, config.reference_model)
+        comparison = compare_models(
+            gt_features,
+            outputs,
+            config.metrics,
+            config.reference_model,
+            gate=config.gate,
+            reference_metrics=models[config.reference_model].metrics,
+        )
     t_metrics = time.perf_counter() - t0 - t_infer
     skipped = tuple(
         SkippedPair(pair_id=r.pair_id, line=pairs[r.index].line, reason=r.skipped)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from evalkit.metrics.registry import METRICS_BY_KEY
+from evalkit.number_format import format_number
 from evalkit.results import GateReport, GateRow
 
 __all__ = ["GATE_TABLE_HEAD", "gate_summary", "gate_table_cells", "render_gate_markdown", "render_gate_text"]
@@ -21,27 +22,19 @@ GATE_TABLE_HEAD = (
 _NUMERIC_COLUMNS = frozenset({3, 4, 5})
 
 
-def _fmt(x: float, metric: str, *, sign: bool = False, unit: bool = True, extra: int = 0) -> str:
-    if not math.isfinite(x):
-        return "n/a"
+def _fmt(x: float, metric: str, *, sign: bool = False, significant: int = 2) -> str:
+    """The metric's decimals (at least 1) and unit; a small non-zero number gains places, never reads 0."""
     declared = METRICS_BY_KEY[metric]
-    decimals = max(declared.decimals, 1) + extra
-    text = f"{x:+.{decimals}f}" if sign else f"{x:.{decimals}f}"
-    if sign and float(text) == 0.0:
-        text = f"{0.0:.{decimals}f}"
-    return text + (declared.unit if unit else "")
+    return format_number(x, max(declared.decimals, 1), declared.unit, signed=sign, significant=significant)
 
 
 def _allowed_text(row: GateRow, *, ascii_only: bool) -> str:
     """The smallest acceptable delta (``>= -0.1000 dB``) or the largest (``<= +2.0694``)."""
     ge, le = (">=", "<=") if ascii_only else ("≥", "≤")
-    # Allowances may be finer than the metric's decimals (0.005 on a 4-decimal metric is fine, 0.0005 not).
-    extra = (
-        max(0, -math.floor(math.log10(row.allowance)) - METRICS_BY_KEY[row.metric].decimals)
-        if row.allowance > 0
-        else 0
-    )
-    magnitude = _fmt(row.allowance, row.metric, extra=extra)
+    # An allowance finer than the metric's decimals shows its one digit (0.00005 on a 4-decimal metric).
+    magnitude = _fmt(row.allowance, row.metric, significant=1)
+    if row.allowance == 0:  # no "-0.0000": a zero has no sign
+        return f"{ge if row.higher_is_better else le} {magnitude}"
     return f"{ge} -{magnitude}" if row.higher_is_better else f"{le} +{magnitude}"
 
 

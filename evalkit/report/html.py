@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from evalkit.fileio import finite_or_none, write_text_atomic
 from evalkit.metrics.registry import metrics_of
+from evalkit.number_format import format_number
 from evalkit.report.gate import GATE_TABLE_HEAD, gate_summary, gate_table_cells
 from evalkit.report.model import (
     EXTENDED_NOTE,
@@ -210,9 +211,19 @@ def _comparison(report: Report) -> str:
         f"<section id='comparison'><h2>Paired comparison with {_e(ref)}</h2>",
         f"<p class='note'>Differences {_e(delta_heading('model', ref))}; {comp.confidence} bootstrap "
         f"intervals from {comp.bootstrap} resamples (seed {comp.seed}). A difference is outside noise when "
-        "its interval excludes 0.</p>",
+        "its interval excludes 0; it is within the gate's allowance when even the interval's worse end is "
+        "no worse than the run config's allowance for that metric (an improvement never counts against a "
+        "model; empty: the metric has no allowance).</p>",
     ]
-    head = ("Metric", delta_heading("model", ref), f"{comp.confidence} interval", "p", "n", "Outside noise")
+    head = (
+        "Metric",
+        delta_heading("model", ref),
+        f"{comp.confidence} interval",
+        "p",
+        "n",
+        "Outside noise",
+        "Within gate allowance",
+    )
     for model in comp.models:
         parts.append(f"<h3>{_e(model.label)} (<code>{_e(model.name)}</code>)</h3>")
         if model.sentences:
@@ -221,7 +232,7 @@ def _comparison(report: Report) -> str:
         rows = "".join(
             f"<tr><th>{_e(r[0])}</th>"
             + "".join(f"<td class='num'>{_e(c)}</td>" for c in r[1:5])
-            + f"<td>{_e(r[5])}</td></tr>"
+            + f"<td>{_e(r[5])}</td><td>{_e(r[6])}</td></tr>"
             for r in model.rows
         )
         parts.append(
@@ -428,7 +439,9 @@ def _gallery(result: RunResult, gallery_dir: Path | None) -> str:
     head_cells = ["Pair", "Input mask", "Exemplar", *labels, "Ground truth"]
     rows = []
     for p in pairs:
-        delta = f"<br>Δ PSNR {p.delta_psnr:+.2f} dB" if p.delta_psnr is not None else ""
+        # Two decimals, more for a drop that would print as 0.00 (never "-0.00 dB").
+        drop = None if p.delta_psnr is None else format_number(p.delta_psnr, 2, " dB", signed=True)
+        delta = "" if drop is None else f"<br>Δ PSNR {drop}"
         reason = f"<br><span class='muted'>{_e(p.reason)}</span>" if p.reason else ""
         cells = [f"<td class='pair'><code>{_e(p.pair_id)}</code>{reason}{delta}</td>"]
         cells.append(

@@ -11,8 +11,10 @@ import math
 from dataclasses import dataclass
 
 from evalkit.metrics.registry import METRICS_BY_KEY, Metric, metrics_of, statistic_labels
-from evalkit.results import ComparisonEntry, RunResult, SkippedPair
-from evalkit.stats.comparison import PairedDelta
+from evalkit.number_format import format_number
+from evalkit.results import ComparisonEntry, ModelMetrics, RunResult, SkippedPair
+from evalkit.stats.aggregate import allowance_limit
+from evalkit.stats.comparison import PairedDelta, within_allowance
 
 __all__ = [
     "ComparisonModel",
@@ -42,25 +44,27 @@ PUBLISHED_NOTE = (
 
 
 def format_value(value: float | None, unit: str, decimals: int, std: float | None = None) -> str:
-    """A metric for people: fixed decimals and unit, ``± std`` if given; ``n/a`` for an undefined value."""
+    """A metric for people: the metric's decimals (more for a small non-zero value, which never reads as
+    zero) and unit, ``± std`` if given; ``n/a`` for an undefined value."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     if decimals == 0:
         return f"{int(value)}"
-    spread = f" ± {std:.{decimals}f}" if std is not None and math.isfinite(std) else ""
-    return f"{value:.{decimals}f}{spread}{unit}"
+    spread = f" ± {format_number(std, decimals)}" if std is not None and math.isfinite(std) else ""
+    return f"{format_number(value, decimals)}{spread}{unit}"
 
 
 def format_delta(value: float | None, base: float | None, unit: str, decimals: int) -> str:
-    """``value - base`` with an explicit sign; ``n/a`` if either is undefined."""
+    """``value - base`` with an explicit sign (none for an exact 0); ``n/a`` if either is undefined.
+
+    A small non-zero difference gains places until two significant digits show (``-0.00000040``), so it
+    never reads as ``-0.0000`` or as zero beside a sentence that calls it worse.
+    """
     if value is None or base is None or not (math.isfinite(value) and math.isfinite(base)):
         return "n/a"
     if decimals == 0:
         return f"{int(value) - int(base):+d}"
-    text = f"{value - base:+.{decimals}f}"
-    if float(text) == 0.0:  # no "-0.0000": the sign of a difference below the shown precision means nothing
-        text = f"{0.0:.{decimals}f}"
-    return f"{text}{unit}"
+    return format_number(value - base, decimals, unit, signed=True)
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,10 @@ class ComparisonModel:
     name: str
     label: str
     sentences: tuple[str, ...]
-    #: ``(metric, delta, interval, p, n, outside noise)`` per compared metric
-    rows: tuple[tuple[str, str, str, str, str, str], ...]
+    #: ``(metric, delta, interval, p, n, outside noise, within allowance)`` per compared metric; the last
+    #: is ``yes``/``no`` (the interval's worse end within the gate's allowance), ``unknown`` without an
+    #: interval, empty for a metric the gate spec gives no allowance
+    rows: tuple[tuple[str, str, str, str, str, str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -156,22 +162,32 @@ def _n_text(result: RunResult) -> str:
     )
 
 
-def _comparison_row(key: str, entry: ComparisonEntry) -> tuple[str, str, str, str, str, str]:
+def _comparison_row(
+    key: str, entry: ComparisonEntry, result: RunResult, reference_metrics: ModelMetrics | None
+) -> tuple[str, str, str, str, str, str, str]:
     metric = METRICS_BY_KEY[key]
     d = metric.decimals
-    delta = entry.value
     interval = entry.interval
-    ci = "n/a" if interval is None else f"[{interval[0]:+.{d}f}, {interval[1]:+.{d}f}]"
+    ci = (
+        "n/a"
+        if interval is None
+        else f"[{format_number(interval[0], d, signed=True)}, {format_number(interval[1], d, signed=True)}]"
+    )
     noise = "unknown" if interval is None else ("yes" if interval[0] > 0 or interval[1] < 0 else "no")
     p = entry.delta.p_value if isinstance(entry.delta, PairedDelta) else None
     n = entry.delta.n if isinstance(entry.delta, PairedDelta) else entry.delta.n_resamples
+    # The same limit and rule as the sentence (made by evalkit.stats.aggregate.compare_models).
+    limit = allowance_limit(result.config.gate, key, reference_metrics)
+    within = None if limit is None else within_allowance(entry.delta, limit)
+    practical = "" if limit is None else ("unknown" if within is None else ("yes" if within else "no"))
     return (
         metric.name,
-        "n/a" if not math.isfinite(delta) else f"{delta:+.{d}f}{metric.unit}",
+        format_number(entry.value, d, metric.unit, signed=True),
         ci,
         "n/a" if p is None else f"{p:.3g}",
         str(n),
         noise,
+        practical,
     )
 
 
@@ -180,6 +196,8 @@ def _comparison(result: RunResult) -> ComparisonSection | None:
     if comp is None or not comp.models:
         return None
     models = []
+    reference = result.models.get(comp.reference_model)
+    reference_metrics = None if reference is None else reference.metrics
     for name, entries in comp.models.items():
         label = result.models[name].label if name in result.models else name
         models.append(
@@ -187,7 +205,7 @@ def _comparison(result: RunResult) -> ComparisonSection | None:
                 name=name,
                 label=label,
                 sentences=tuple(e.sentence for e in entries.values()),
-                rows=tuple(_comparison_row(key, e) for key, e in entries.items()),
+                rows=tuple(_comparison_row(key, e, result, reference_metrics) for key, e in entries.items()),
             )
         )
     return ComparisonSection(

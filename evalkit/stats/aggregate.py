@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evalkit.config import MetricSpec
+from evalkit.config import DEFAULT_GATE_SPEC, GateSpec, MetricSpec
 from evalkit.metrics import mean_std_finite
 from evalkit.metrics.registry import (
     Metric,
@@ -25,7 +25,7 @@ from evalkit.metrics.registry import (
 from evalkit.results import Comparison, ComparisonEntry, ModelMetrics, SampleScores
 from evalkit.stats.comparison import DEFAULT_CONFIDENCE, paired_delta, set_deltas
 
-__all__ = ["ModelOutputs", "compare_models", "metric_settings", "summarise"]
+__all__ = ["ModelOutputs", "allowance_limit", "compare_models", "metric_settings", "summarise"]
 
 
 @dataclass(frozen=True)
@@ -74,13 +74,43 @@ def summarise(out: ModelOutputs, gt_features: np.ndarray, spec: MetricSpec) -> M
     return ModelMetrics(values=values)
 
 
+def allowance_limit(gate: GateSpec, metric: str, reference_metrics: ModelMetrics | None) -> float | None:
+    """The gate's largest acceptable worsening of ``metric`` against the reference model's value.
+
+    ``None`` when the gate spec gives the metric no allowance, or a relative allowance has no finite
+    reference value to be relative to. The comparison's sentences and the report's "within allowance"
+    column both judge with this limit (:func:`evalkit.stats.comparison.within_allowance`).
+    """
+    allowance = gate.allowances.get(metric)
+    if allowance is None:
+        return None
+    baseline = None if reference_metrics is None else reference_metrics.get(metric)
+    if baseline is None or not np.isfinite(baseline):
+        if allowance.relative:
+            return None
+        baseline = float("nan")  # an absolute allowance alone does not need it
+    return allowance.limit(float(baseline))
+
+
 def compare_models(
-    gt_features: np.ndarray, outputs: Mapping[str, ModelOutputs], spec: MetricSpec, reference: str
+    gt_features: np.ndarray,
+    outputs: Mapping[str, ModelOutputs],
+    spec: MetricSpec,
+    reference: str,
+    *,
+    gate: GateSpec = DEFAULT_GATE_SPEC,
+    reference_metrics: ModelMetrics | None = None,
 ) -> Comparison:
     """Paired comparison of every model with ``reference``: per-sample deltas with bootstrap intervals and
     Wilcoxon p-values for the registry's ``comparison="paired"`` metrics, and bootstrap intervals of the
-    differences of its ``comparison="set"`` metrics (the ``comparison`` section of ``results.json``)."""
+    differences of its ``comparison="set"`` metrics (the ``comparison`` section of ``results.json``).
+
+    Each sentence also says whether the difference is within ``gate``'s allowance for its metric (the run
+    config's ``gate:`` spec), relative allowances taken of ``reference_metrics`` (the reference model's
+    :func:`summarise`, the values the gate compares with); metrics without an allowance say nothing.
+    """
     ref = outputs[reference]
+    limits = {m.key: allowance_limit(gate, m.key, reference_metrics) for m in metrics_of()}
     paired = [m for m in metrics_of() if m.comparison == "paired"]
     set_keys = [m.key for m in metrics_of() if m.comparison == "set"]
     models: dict[str, dict[str, ComparisonEntry]] = {}
@@ -97,7 +127,8 @@ def compare_models(
                 n_resamples=spec.bootstrap,
                 seed=spec.seed,
             )
-            entries[metric.key] = ComparisonEntry(delta, delta.sentence(name, reference))
+            sentence = delta.sentence(name, reference, limits[metric.key])
+            entries[metric.key] = ComparisonEntry(delta, sentence)
         set_results = set_deltas(
             gt_features,
             ref.features,
@@ -110,7 +141,8 @@ def compare_models(
             fid_method=spec.fid_method,
         )
         for key in set_keys:
-            entries[key] = ComparisonEntry(set_results[key], set_results[key].sentence(name, reference))
+            result = set_results[key]
+            entries[key] = ComparisonEntry(result, result.sentence(name, reference, limits[key]))
         models[name] = entries
     return Comparison(
         reference_model=reference,

@@ -29,6 +29,7 @@ from evalkit.metrics.fid import FidMethod, nuclear_norm, psd_factor
 from evalkit.metrics.inception_score import DEFAULT_EPS as IS_EPS
 from evalkit.metrics.kid import DEFAULT_SUBSET_SIZE, KERNEL_COEF0, KERNEL_DEGREE
 from evalkit.metrics.registry import METRICS, Metric
+from evalkit.number_format import format_number
 
 __all__ = [
     "DEFAULT_CONFIDENCE",
@@ -41,6 +42,7 @@ __all__ = [
     "paired_delta",
     "set_delta_samples",
     "set_deltas",
+    "within_allowance",
 ]
 
 #: Bootstrap resamples by default. Each end of a 95% percentile interval then carries a Monte-Carlo error of
@@ -55,14 +57,68 @@ MIN_WILCOXON_PAIRS: int = 6
 SET_METRICS: tuple[Metric, ...] = tuple(m for m in METRICS if m.comparison == "set")
 #: Units appended to amounts in sentences, by lower-case display name (PSNR's is dB).
 UNITS: dict[str, str] = {m.name.lower(): m.unit for m in METRICS if m.unit}
+#: Decimals of amounts in sentences, by lower-case display name: the tables' (``Metric.decimals``).
+DECIMALS: dict[str, int] = {m.name.lower(): m.decimals for m in METRICS}
+#: Significant digits a small amount in a sentence keeps (sentences always showed 4; tables show 2).
+SENTENCE_DIGITS: int = 4
 
 
 # --- results -------------------------------------------------------------------------------------------
 
 
-def _fmt(value: float) -> str:
-    """About 4 significant digits; enough for a sentence, the dataclass keeps full precision."""
-    return f"{value:.4g}"
+def _fmt(value: float, metric: str, *, signed: bool = False, significant: int = SENTENCE_DIGITS) -> str:
+    """An amount of ``metric`` for a sentence: the metric's decimals, more for a small value, no unit."""
+    decimals = DECIMALS.get(metric.lower(), 4)
+    return format_number(value, decimals, signed=signed, significant=significant)
+
+
+def worse_end(ci_low: float, ci_high: float, higher_is_better: bool) -> float:
+    """How much worse the candidate is at the unfavourable end of the interval (negative: better there)."""
+    return -ci_low if higher_is_better else ci_high
+
+
+def within_allowance(delta: PairedDelta | SetDelta, allowance: float) -> bool | None:
+    """Whether the difference is no worse than ``allowance``, judged one-sided like the gate.
+
+    Non-inferiority: the interval's worse-side bound (its lower end when higher is better, its upper end
+    otherwise) is worse than the reference by at most ``allowance``, so an improvement never counts
+    against the candidate. ``None`` when there is no interval (bootstrap 0, fewer than 2 pairs) or no
+    finite difference.
+
+    Parameters
+    ----------
+    delta : PairedDelta or SetDelta
+        The comparison.
+    allowance : float
+        The largest acceptable worsening in the metric's unit, >= 0 (``Allowance.limit(reference value)``
+        of the run config's ``gate:`` spec).
+
+    Returns
+    -------
+    bool or None
+        True when even the worse end of the interval is within the allowance.
+    """
+    point = delta.mean_delta if isinstance(delta, PairedDelta) else delta.delta
+    if not (math.isfinite(point) and math.isfinite(delta.ci_low) and math.isfinite(delta.ci_high)):
+        return None
+    return worse_end(delta.ci_low, delta.ci_high, delta.higher_is_better) <= allowance
+
+
+def _allowance_clause(
+    ci_low: float, ci_high: float, *, metric: str, higher_is_better: bool, allowance: float | None
+) -> str:
+    """The practical-significance sentence after the statistical one; empty without an allowance."""
+    if allowance is None:
+        return ""
+    unit = UNITS.get(metric.lower(), "")
+    # A configured allowance is a round number (0.1 dB, 0.001): its own digits, not padded to 4.
+    limit = f"the gate's allowance of {_fmt(allowance, metric, significant=1)}{unit}"
+    worst = worse_end(ci_low, ci_high, higher_is_better)
+    if worst <= 0.0:
+        return f" Within {limit}: not worse even at the interval's worse end."
+    if worst <= allowance:
+        return f" Practically equal: even the interval's worse end is within {limit}."
+    return f" Not shown to be within {limit}: the interval's worse end is {_fmt(worst, metric)}{unit} worse."
 
 
 def _percent(confidence: float) -> str:
@@ -80,38 +136,45 @@ def _verdict(
     candidate: str,
     reference: str,
     extra: str,
+    allowance: float | None = None,
 ) -> str:
-    """The sentence of :class:`PairedDelta` and :class:`SetDelta`; ``extra`` goes inside the brackets."""
+    """The sentence of :class:`PairedDelta` and :class:`SetDelta`; ``extra`` goes inside the brackets, and
+    with an ``allowance`` a second sentence says whether the interval's worse end is within it."""
     unit = UNITS.get(metric.lower(), "")
     tail = f", {extra}" if extra else ""
     if not math.isfinite(delta):
         return f"{candidate} and {reference} cannot be compared on {metric}: no finite difference{tail}."
     if not (math.isfinite(ci_low) and math.isfinite(ci_high)):
         return (
-            f"{candidate} differs from {reference} on {metric} by Δ {_fmt(delta)}{unit} (no confidence "
-            f"interval was computed, so this says nothing about noise{tail})."
+            f"{candidate} differs from {reference} on {metric} by Δ {_fmt(delta, metric, signed=True)}{unit} "
+            f"(no confidence interval was computed, so this says nothing about noise{tail})."
         )
+    practical = _allowance_clause(
+        ci_low, ci_high, metric=metric, higher_is_better=higher_is_better, allowance=allowance
+    )
     if not ci_low <= delta <= ci_high:
         # Possible when the metric is biased on resamples (duplicated pairs): the interval is then shifted.
         notes = [extra] if extra else []
         extra = "; ".join([*notes, "the estimate lies outside its interval, which is shifted by resampling"])
         tail = f", {extra}"
-    interval = f"{_percent(confidence)} CI [{_fmt(ci_low)}, {_fmt(ci_high)}]"
+    low, high = _fmt(ci_low, metric, signed=True), _fmt(ci_high, metric, signed=True)
+    interval = f"{_percent(confidence)} CI [{low}, {high}]"
     if ci_low <= 0.0 <= ci_high:
         return (
             f"{candidate} is within noise of {reference} on {metric} "
-            f"(Δ {_fmt(delta)}{unit}, {interval}{tail})."
+            f"(Δ {_fmt(delta, metric, signed=True)}{unit}, {interval}{tail}).{practical}"
         )
-    # The interval excludes 0: its side gives the direction; amounts are magnitudes ("worse by 0.41, 95% CI
-    # [0.12, 0.7]" also for a PSNR delta of -0.41 dB with interval [-0.7, -0.12]).
+    # The interval excludes 0: its side gives the direction; amounts are magnitudes ("worse by 0.4100, 95%
+    # CI [0.1200, 0.7000]" also for a PSNR delta of -0.41 dB with interval [-0.7, -0.12]).
     better = (ci_low > 0.0) == higher_is_better
     magnitude_low, magnitude_high = sorted((abs(ci_low), abs(ci_high)))
     amount = (
-        f"{_fmt(abs(delta))}{unit}, {_percent(confidence)} CI [{_fmt(magnitude_low)}, {_fmt(magnitude_high)}]"
+        f"{_fmt(abs(delta), metric)}{unit}, {_percent(confidence)} CI "
+        f"[{_fmt(magnitude_low, metric)}, {_fmt(magnitude_high, metric)}]"
     )
     word = "better" if better else "worse"
     suffix = f" ({extra})" if extra else ""
-    return f"{candidate} is {word} than {reference} on {metric} by {amount}{suffix}."
+    return f"{candidate} is {word} than {reference} on {metric} by {amount}{suffix}.{practical}"
 
 
 @dataclass(frozen=True)
@@ -150,13 +213,18 @@ class PairedDelta:
     n_excluded: int = 0
     confidence: float = DEFAULT_CONFIDENCE
 
-    def sentence(self, candidate: str, reference: str) -> str:
+    def sentence(self, candidate: str, reference: str, allowance: float | None = None) -> str:
         """One plain-English sentence, e.g. for ``candidate="converted"``, ``reference="original"``.
 
-        ``"converted is within noise of original on PSNR (Δ -0.012 dB, 95% CI [-0.03, 0.01], Wilcoxon
-        p = 0.21)."`` when the interval contains 0, else ``"converted is worse than original on PSNR by
-        0.41 dB, 95% CI [0.12, 0.7] (Wilcoxon p = 0.003)."``. In a better/worse sentence the amount and the
-        interval are magnitudes (the interval of ``|Δ|``); the within-noise sentence gives the signed Δ.
+        ``"converted is within noise of original on PSNR (Δ -0.01200 dB, 95% CI [-0.03000, +0.01000],
+        Wilcoxon p = 0.21)."`` when the interval contains 0, else ``"converted is worse than original on
+        PSNR by 0.4100 dB, 95% CI [0.1200, 0.7000] (Wilcoxon p = 0.003)."``. In a better/worse sentence the
+        amount and the interval are magnitudes (the interval of ``|Δ|``); the within-noise sentence gives
+        the signed Δ. Amounts have the metric's decimals and at least 4 significant digits.
+
+        With ``allowance`` (the gate's largest acceptable worsening, in the metric's unit) a second
+        sentence says whether even the interval's worse end is within it (:func:`within_allowance`), e.g.
+        ``"Practically equal: even the interval's worse end is within the gate's allowance of 0.01000."``.
         """
         notes = []
         if self.p_value is not None:
@@ -175,6 +243,7 @@ class PairedDelta:
             candidate=candidate,
             reference=reference,
             extra="; ".join(notes),
+            allowance=allowance,
         )
 
 
@@ -211,9 +280,10 @@ class SetDelta:
     candidate_value: float = math.nan
     confidence: float = DEFAULT_CONFIDENCE
 
-    def sentence(self, candidate: str, reference: str) -> str:
-        """One plain-English sentence, e.g. ``"converted is worse than original on FID by 0.41, 95% CI
-        [0.12, 0.7]."`` or ``"converted is within noise of original on IS (Δ 0.01, 95% CI [-0.2, 0.19])."``.
+    def sentence(self, candidate: str, reference: str, allowance: float | None = None) -> str:
+        """One plain-English sentence, e.g. ``"converted is worse than original on FID by 0.4100, 95% CI
+        [0.1200, 0.7000]."`` or ``"converted is within noise of original on IS (Δ +0.01000, 95% CI
+        [-0.2000, +0.1900])."``; ``allowance`` as in :meth:`PairedDelta.sentence`.
         """
         return _verdict(
             self.delta,
@@ -225,6 +295,7 @@ class SetDelta:
             candidate=candidate,
             reference=reference,
             extra="",
+            allowance=allowance,
         )
 
 
