@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,20 +49,32 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
+#: The options of 'evalkit run' that change what 'evalkit check' checks; it accepts the others too (one
+#: command line serves both) but does not list them in its help.
+_CHECK_OPTIONS = frozenset(
+    {"--data-root", "--pairs", "--model", "--verifier", "--limit", "--output", "--device"}
+)
+
+
+def _add_run_options(p: argparse.ArgumentParser, *, for_check: bool = False) -> None:
+    def add(flag: str, **kwargs: object) -> None:
+        if for_check and flag not in _CHECK_OPTIONS:
+            kwargs["help"] = argparse.SUPPRESS
+        p.add_argument(flag, **kwargs)  # type: ignore[arg-type]
+
+    add(
         "--data-root",
         type=Path,
         metavar="DIR",
         help="the ADEChallengeData2016 folder itself (overrides dataset.root)",
     )
-    p.add_argument(
+    add(
         "--pairs",
         type=Path,
         metavar="FILE",
         help="CoCosNet pairs file, e.g. ade20k_ref_test.txt (overrides dataset.pairs)",
     )
-    p.add_argument(
+    add(
         "--model",
         type=_model_override,
         action="append",
@@ -71,36 +82,36 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         metavar="NAME=PATH",
         help="path of the config's model NAME (repeatable); IR .xml, .onnx or any format OpenVINO reads",
     )
-    p.add_argument(
+    add(
         "--verifier",
         type=Path,
         metavar="PATH",
         help="googlenet-v3 (Inception-V3) verifier model (overrides verifier.path)",
     )
-    p.add_argument("--limit", type=_positive_int, metavar="N", help="evaluate only the first N pairs")
-    p.add_argument(
+    add("--limit", type=_positive_int, metavar="N", help="evaluate only the first N pairs")
+    add(
         "--output",
         type=Path,
         metavar="DIR",
-        help="where results.json, summary.csv, per_sample.csv, report.md and report.html go (default: the "
-        f"config's 'output', else ./{defaults.OUTPUT})",
+        help="where results.json, summary.csv, per_sample.csv, report.md, report.html, gallery/ and gate.md "
+        f"go (default: the config's 'output', else ./{defaults.OUTPUT})",
     )
-    p.add_argument("--device", metavar="NAME", help=f"OpenVINO device (default {defaults.DEVICE})")
-    p.add_argument(
+    add("--device", metavar="NAME", help=f"OpenVINO device (default {defaults.DEVICE})")
+    add(
         "--metrics",
         choices=("reference", "all"),
         help="'reference': only the four reference metrics; 'all': also the extended table (Wang SSIM, RGB "
         "PSNR, IS over 10 splits, KID) and the paired comparison with the reference model (default: the "
         f"config's 'metrics.profile', else '{defaults.METRIC_PROFILE}')",
     )
-    p.add_argument(
+    add(
         "--bootstrap",
         type=int,
         metavar="N",
         help="bootstrap resamples of the paired comparison's intervals (default: the config's "
         f"'metrics.bootstrap', else {defaults.BOOTSTRAP}; 0 turns them off)",
     )
-    p.add_argument(
+    add(
         "--gallery-pairs",
         type=int,
         default=defaults.GALLERY_PAIRS,
@@ -108,59 +119,59 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         help=f"report.html shows the K pairs with the largest PSNR drop and K random ones (default "
         f"{defaults.GALLERY_PAIRS}; 0 = no gallery)",
     )
-    p.add_argument(
+    add(
         "--save-images",
         type=Path,
         metavar="DIR",
         help="keep every generated image as DIR/MODEL/PAIR_ID.png (lossless, at ground-truth size, exactly "
         "what was scored), so that others can recompute metrics with their own tools",
     )
-    p.add_argument(
+    add(
         "--executor",
         choices=("inprocess", "dask"),
         default="inprocess",
         help="'inprocess' (default): pipelined in this process; 'dask': on a Dask cluster "
         "(pip install 'evalkit[distributed]'; models and data must be at the same paths on every worker)",
     )
-    p.add_argument("--scheduler", metavar="ADDRESS", help="with --executor dask: e.g. tcp://HOST:8786")
-    p.add_argument(
+    add("--scheduler", metavar="ADDRESS", help="with --executor dask: e.g. tcp://HOST:8786")
+    add(
         "--workers",
         type=_positive_int,
         metavar="N",
         help="with --executor dask: start a local cluster of N single-threaded worker processes",
     )
-    p.add_argument(
+    add(
         "--shard-size",
         type=_positive_int,
         metavar="N",
         help=f"with --executor dask: consecutive pairs per task (default {defaults.SHARD_SIZE})",
     )
-    p.add_argument(
+    add(
         "--resume",
         action="store_true",
         help="continue an interrupted run from the journal in the output directory (finished pairs are "
         "journaled as they complete); without a journal, start from the beginning",
     )
-    p.add_argument(
+    add(
         "--on-error",
         choices=("fail", "skip"),
         default="fail",
         help="'fail' (default): the first bad pair ends the run with exit code 2, the journal is kept for "
         "--resume; 'skip': record each bad pair with its reason in results.json and the report, go on",
     )
-    p.add_argument(
+    add(
         "--no-cache",
         action="store_true",
         help="do not read or write the ground-truth feature cache (verify every ground truth)",
     )
-    p.add_argument(
+    add(
         "--cache-dir",
         type=Path,
         metavar="DIR",
         help="evalkit's cache folder; ground-truth verifier features go to DIR/features (default: "
         "$EVALKIT_CACHE_DIR or ~/.cache/evalkit)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add("--quiet", action="store_true", help="no progress output")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,8 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="evaluate the models of a config",
-        description="Evaluate every model of CONFIG on the ADE20k pairs and write results.json, summary.csv, "
-        "per_sample.csv and report.md. Flags override the config's settings.",
+        description="Evaluate every model of CONFIG on the ADE20k pairs and write into the output folder: "
+        "results.json, summary.csv, per_sample.csv, report.md, report.html and gallery/ (the images of "
+        "report.html's gallery; none with --gallery-pairs 0), plus gate.md with --gate; with --junit-xml "
+        "FILE also FILE, and with --gate and $GITHUB_STEP_SUMMARY set the gate table is appended to that "
+        "file. Flags override the config's settings.",
     )
     run.add_argument("config", type=Path, help="YAML config, e.g. configs/cocosnet.yaml")
     _add_run_options(run)
@@ -204,11 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check the config's keys and types, the data root, the pairs file, that every file of "
         "every pair exists, decodes and has labels within 0..150 and the ground truth's size, that the "
         "models and the verifier load with the declared inputs and outputs, and that the output folder is "
-        "writable. Prints every problem, one per line; exit code 2 if there is any. Takes the same "
-        "overrides as 'evalkit run'.",
+        "writable. Prints every problem, one per line; exit code 2 if there is any. Accepts every option "
+        "of 'evalkit run' (one command line serves both); only those that change what is checked are "
+        "listed here.",
     )
     check.add_argument("config", type=Path, help="YAML config, e.g. configs/cocosnet.yaml")
-    _add_run_options(check)
+    _add_run_options(check, for_check=True)
+    # run's own options too, unlisted: a 'run' command line with 'run' replaced by 'check' is accepted
+    check.add_argument("--gate", action="store_true", help=argparse.SUPPRESS)
+    check.add_argument("--junit-xml", type=Path, help=argparse.SUPPRESS)
     check.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     demo = sub.add_parser(
@@ -333,56 +351,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="gallery folder for report.html (default: 'gallery' beside RESULTS.json)",
     )
     report.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    verify = sub.add_parser(
+        "verify-data",
+        help="compare a data root and pairs file with the manifest of what evalkit expects",
+        description="Compare the ADEChallengeData2016 folder and the pairs file with a manifest (default: "
+        "the bundled configs/ade20k_manifest.json: the 2000-pair ade20k_ref_test.txt with its sha256 and "
+        "line count): the number of pairs, the hashes the manifest knows, and that every file the pairs "
+        "reference exists. Prints one line per finding. Exit 0: all matches; 2: something is missing or "
+        "different. See datasets.md for where each file comes from.",
+    )
+    verify.add_argument(
+        "--data-root", type=Path, required=True, metavar="DIR", help="the ADEChallengeData2016 folder itself"
+    )
+    verify.add_argument("--pairs", type=Path, required=True, metavar="FILE", help="the pairs file")
+    verify.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="FILE",
+        help="manifest JSON (default: the bundled ade20k_manifest.json)",
+    )
+    verify.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
-
-
-class _ConsoleProgress:
-    """A tqdm bar per step (each model, the verifier) on a terminal, each with its own pairs/s; periodic
-    one-line logs otherwise (CI logs stay readable)."""
-
-    def __init__(self, stream=sys.stderr, interval_s: float = 10.0) -> None:
-        self.stream = stream
-        self.interval_s = interval_s
-        self.bars: dict = {}
-        self.done: dict[str, int] = {}
-
-    def start(self, steps: Sequence[str], total: int) -> None:
-        self.total = total
-        self.t0 = self.last = time.monotonic()
-        self.done = dict.fromkeys(steps, 0)
-        if self.stream.isatty():
-            from tqdm import tqdm
-
-            width = max(len(n) for n in steps)
-            self.bars = {
-                name: tqdm(
-                    total=total,
-                    desc=name.ljust(width),
-                    unit="pair",
-                    position=i,
-                    file=self.stream,
-                    dynamic_ncols=True,
-                    leave=True,
-                )
-                for i, name in enumerate(steps)
-            }
-
-    def advance(self, step: str) -> None:
-        self.done[step] += 1
-        if self.bars:
-            self.bars[step].update(1)
-            return
-        now = time.monotonic()
-        finished = all(v == self.total for v in self.done.values())
-        if now - self.last >= self.interval_s or finished:
-            self.last = now
-            elapsed = max(now - self.t0, 1e-9)
-            parts = ", ".join(f"{k} {v}/{self.total} ({v / elapsed:.2f}/s)" for k, v in self.done.items())
-            print(f"evalkit: {parts}, {now - self.t0:.0f} s", file=self.stream, flush=True)
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
 
 
 def _overrides(args: argparse.Namespace) -> Overrides:
@@ -446,7 +436,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             gallery_pairs=args.gallery_pairs,
             resume=args.resume,
             on_error=args.on_error,
-            progress=None if args.quiet else _ConsoleProgress(),
+            progress=not args.quiet,
             log=_log,
             executor=executor,
             junit_xml=args.junit_xml,
@@ -475,11 +465,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from evalkit.workflow import demo_cache_dir, run_demo
+    from evalkit.workflow import demo_cache_dir, demo_inputs_ready, run_demo
 
     if not args.quiet:
+        # Built once, then reused while they match: say which, so a second demo does not claim a build.
+        doing = "reusing" if demo_inputs_ready(args.cache_dir, args.pairs) else "building"
         print(
-            f"evalkit demo: building stand-in models and {args.pairs} synthetic pairs in "
+            f"evalkit demo: {doing} stand-in models and {args.pairs} synthetic pairs in "
             f"{demo_cache_dir(args.cache_dir)}",
             file=sys.stderr,
         )
@@ -487,7 +479,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         args.output,
         cache_dir=args.cache_dir,
         n_pairs=args.pairs,
-        progress=None if args.quiet else _ConsoleProgress(),
+        progress=not args.quiet,
         log=_log,
     )
     return _print_outcome(outcome)
@@ -582,6 +574,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_verify_data(args: argparse.Namespace) -> int:
+    from evalkit.config import bundled_config
+    from evalkit.data.manifest import load_manifest, verify_data
+
+    manifest_path = args.manifest or bundled_config("ade20k_manifest.json")
+    manifest = load_manifest(manifest_path)
+    findings = verify_data(args.data_root, args.pairs, manifest)
+    for finding in findings:
+        print(f"evalkit: {finding}", file=sys.stderr)
+    if findings:
+        print(f"evalkit verify-data: {len(findings)} finding(s) against {manifest_path}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"evalkit verify-data: OK ({manifest.pairs} pairs, every referenced file present, {manifest_path})")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``evalkit`` console script; returns the exit code."""
     parser = build_parser()
@@ -593,6 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cache": _cmd_cache,
         "gate": _cmd_gate,
         "report": _cmd_report,
+        "verify-data": _cmd_verify_data,
     }
     try:
         return handlers[args.command](args)

@@ -31,6 +31,7 @@ __all__ = [
     "check_gate_ci_files",
     "configure",
     "demo_cache_dir",
+    "demo_inputs_ready",
     "evaluate",
     "run_and_report",
     "run_demo",
@@ -105,7 +106,7 @@ def evaluate(
     device: str | None = None,
     metrics: cfg.MetricProfile | None = None,
     bootstrap: int | None = None,
-    progress: Progress | None = None,
+    progress: Progress | bool | None = None,
     resume: bool = False,
     on_error: OnError = "fail",
     log: Callable[[str], None] | None = None,
@@ -125,7 +126,9 @@ def evaluate(
         an interrupted run can be resumed. Without it nothing is written anywhere. The journal stays
         after the run: :func:`run_and_report` removes it once the reports are written.
     progress
-        Receives the progress events (see :class:`evalkit.execution.pipeline.Progress`).
+        ``True``: show the command line's progress display on stderr (a bar per model and one for the
+        verifier on a terminal, periodic log lines otherwise); off by default (``None``). Or any
+        :class:`evalkit.execution.pipeline.Progress`, which receives the events.
     resume
         Continue the journal of an interrupted run (a missing journal starts from the beginning).
     on_error
@@ -302,7 +305,7 @@ def run_and_report(
     gallery_pairs: int = defaults.GALLERY_PAIRS,
     resume: bool = False,
     on_error: OnError = "fail",
-    progress: Progress | None = None,
+    progress: Progress | bool | None = None,
     log: Callable[[str], None] | None = None,
     executor: Executor | None = None,
     junit_xml: str | Path | None = None,
@@ -407,12 +410,27 @@ def demo_cache_dir(cache_dir: str | Path | None = None) -> Path:
     return cache_root(_path(cache_dir)) / "demo"
 
 
+def demo_inputs_ready(cache_dir: str | Path | None = None, n_pairs: int = defaults.DEMO_PAIRS) -> bool:
+    """True when :func:`run_demo` would reuse the stand-ins and the ``n_pairs`` synthetic pairs already
+    built in :func:`demo_cache_dir` (nothing to build).
+
+    The files, as :func:`run_demo` leaves them (``DEMO = demo_cache_dir(cache_dir)``): the stand-ins
+    ``DEMO/models/{original,converted,verifier}.xml`` and the data set
+    ``DEMO/data-N/ADEChallengeData2016`` with its pairs file ``DEMO/data-N/ade20k_ref_test.txt``.
+    """
+    from evalkit.demo.dataset import synthetic_ready
+    from evalkit.demo.models import standins_ready
+
+    build = demo_cache_dir(cache_dir)
+    return standins_ready(build / "models") and synthetic_ready(build / f"data-{n_pairs}", n_pairs=n_pairs)
+
+
 def run_demo(
     output: str | Path = defaults.DEMO_OUTPUT,
     *,
     cache_dir: str | Path | None = None,
     n_pairs: int = defaults.DEMO_PAIRS,
-    progress: Progress | None = None,
+    progress: Progress | bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> RunOutcome:
     """``evalkit demo``: the stand-in models on a synthetic data set, through :func:`run_and_report`.
@@ -452,6 +470,12 @@ def run_demo(
         models={"original": standins.original, "converted": standins.converted},
         verifier=standins.verifier,
     )
+    # The bundled config's absolute path depends on where evalkit is installed: record it relative to the
+    # current folder when it lies below it, as the other paths are (a committed demo report then does not
+    # depend on the machine beyond its environment block).
+    source = Path(config.source)
+    if source.is_absolute() and source.is_relative_to(Path.cwd()):
+        config = replace(config, source=str(source.relative_to(Path.cwd())))
     # evalkit run's default executor, with the same caches (the demo goes the way of a real run)
     executor = make_executor("inprocess", cache_root=_path(cache_dir), log=log)
     return run_and_report(config, output, progress=progress, log=log, executor=executor)

@@ -146,6 +146,10 @@ def test_feature_cache_second_run_reuses_no_cache_bypasses_clear_empties(tmp_pat
     assert "original 6/6" in first.stderr and "verifier 6/6" in first.stderr
     second = evalkit_cmd("demo", "--cache-dir", str(cache), "--pairs", "6", "--output", "o2", cwd=tmp_path)
     assert f"feature cache {features}: 6 ground truths reused, 0 computed" in second.stderr
+    # the stand-ins and data are built once: the second demo says it reuses them, not that it builds them
+    assert "evalkit demo: building stand-in models and 6 synthetic pairs" in first.stderr
+    assert "evalkit demo: reusing stand-in models and 6 synthetic pairs" in second.stderr
+    assert "building" not in second.stderr
 
     def metrics(out: str) -> dict:
         return {
@@ -236,6 +240,47 @@ def test_one_pair_is_refused_before_any_inference(
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [f"evalkit: error: {data.pairs}: FID needs at least 2 pairs, the run lists 1"]
     assert not (tmp_path / "out" / ".evalkit-journal").exists()
+
+
+def test_run_help_lists_every_file_the_run_writes(capsys) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    description = text[: text.index("positional arguments")]
+    for written in ("results.json", "summary.csv", "per_sample.csv", "report.md", "report.html", "gallery/"):
+        assert written in description, written
+    assert "gate.md with --gate" in description and "with --junit-xml FILE also FILE" in description
+
+
+def test_check_accepts_every_run_option_but_lists_only_those_it_uses(
+    standins, synthetic_data, tmp_path: Path, capsys
+) -> None:
+    data = synthetic_data(4)
+    paths = [
+        "--data-root", str(data.root), "--pairs", str(data.pairs),
+        "--model", f"original={standins.original}", "--model", f"converted={standins.converted}",
+        "--verifier", str(standins.verifier), "--output", str(tmp_path / "out"),
+    ]  # fmt: skip
+    run_only = [
+        "--metrics", "all", "--bootstrap", "10", "--gallery-pairs", "2", "--save-images", str(tmp_path / "i"),
+        "--executor", "inprocess", "--shard-size", "4", "--resume", "--on-error", "skip", "--no-cache",
+        "--cache-dir", str(tmp_path / "c"), "--quiet", "--gate", "--junit-xml", str(tmp_path / "j.xml"),
+    ]  # fmt: skip
+    assert cli.main(["check", str(REPO / "configs" / "demo.yaml"), *paths, *run_only]) == 0
+    assert "evalkit check: OK (4 pairs" in capsys.readouterr().out
+    assert not (tmp_path / "j.xml").exists() and not (tmp_path / "i").exists()  # accepted, not acted on
+    with pytest.raises(SystemExit):
+        cli.main(["check", "--help"])
+    text = capsys.readouterr().out
+    for used in ("--data-root", "--pairs", "--model", "--verifier", "--limit", "--output", "--device"):
+        assert used in text, used
+    unused = [
+        "--metrics", "--bootstrap", "--gallery-pairs", "--save-images", "--executor", "--scheduler",
+        "--workers", "--shard-size", "--resume", "--on-error", "--no-cache", "--cache-dir", "--quiet",
+        "--gate", "--junit-xml",
+    ]  # fmt: skip
+    for option in unused:
+        assert option not in text, option
 
 
 def test_help_prints_the_defaults_of_evalkit_defaults(capsys) -> None:

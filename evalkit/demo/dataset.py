@@ -42,7 +42,14 @@ from PIL import Image
 
 from evalkit.fileio import sha256_file, write_text_atomic
 
-__all__ = ["BUILD_VERSION", "DEFAULT_SIZES", "PAIRS_FILE", "SyntheticDataset", "build_synthetic_ade20k"]
+__all__ = [
+    "BUILD_VERSION",
+    "DEFAULT_SIZES",
+    "PAIRS_FILE",
+    "SyntheticDataset",
+    "build_synthetic_ade20k",
+    "synthetic_ready",
+]
 
 #: Bump whenever a change here changes the files written for the same arguments (invalidates old stamps).
 BUILD_VERSION = 1
@@ -265,6 +272,14 @@ def directory_lock(directory: Path) -> Iterator[None]:
         yield
     finally:
         os.close(descriptor)  # closing releases the lock
+
+
+def synthetic_ready(
+    directory: Path, *, n_pairs: int = 32, seed: int = 0, sizes: Sequence[tuple[int, int]] | None = None
+) -> bool:
+    """True when :func:`build_synthetic_ade20k` with these arguments would reuse ``directory`` as it is."""
+    sizes = tuple((int(w), int(h)) for w, h in (DEFAULT_SIZES if sizes is None else sizes))
+    return _up_to_date(Path(directory), _parameters(n_pairs, seed, sizes))
 
 
 def build_synthetic_ade20k(

@@ -45,6 +45,7 @@ __all__ = [
     "build_translation_model",
     "build_verifier_model",
     "save_standins",
+    "standins_ready",
 ]
 
 #: Bump whenever a change here changes the bytes of the saved IR files: it invalidates the stamp of every
@@ -435,6 +436,11 @@ def _up_to_date(directory: Path, seed: int) -> bool:
         return set(files) == expected and all(sha256_file(directory / f) == h for f, h in files.items())
     except (OSError, ValueError, KeyError, TypeError):
         return False
+
+
+def standins_ready(directory: Path, *, seed: int = 0) -> bool:
+    """True when :func:`save_standins` would reuse the stand-ins in ``directory`` as they are (no build)."""
+    return _up_to_date(Path(directory), seed)
 
 
 def save_standins(directory: Path, *, seed: int = 0) -> StandinPaths:

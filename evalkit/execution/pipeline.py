@@ -7,11 +7,12 @@ model; the ground truth goes through the verifier once and is shared by every mo
 from __future__ import annotations
 
 import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 import numpy as np
 
@@ -59,6 +60,73 @@ class _NoProgress:
 
     def close(self) -> None:
         pass
+
+
+class ConsoleProgress:
+    """The command line's progress display: a tqdm bar per step (each model, the verifier) on a terminal,
+    each with its own pairs/s and ETA; periodic one-line logs otherwise (CI logs stay readable).
+
+    Parameters
+    ----------
+    stream
+        Where to write (default: ``sys.stderr`` at the time of construction).
+    interval_s
+        Seconds between two log lines when ``stream`` is not a terminal (the last line always comes).
+    """
+
+    def __init__(self, stream: TextIO | None = None, interval_s: float = 10.0) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.interval_s = interval_s
+        self.bars: dict[str, Any] = {}
+        self.done: dict[str, int] = {}
+
+    def start(self, steps: Sequence[str], total: int) -> None:
+        self.total = total
+        self.t0 = self.last = time.monotonic()
+        self.done = dict.fromkeys(steps, 0)
+        if self.stream.isatty():
+            from tqdm import tqdm
+
+            width = max(len(n) for n in steps)
+            self.bars = {
+                name: tqdm(
+                    total=total,
+                    desc=name.ljust(width),
+                    unit="pair",
+                    position=i,
+                    file=self.stream,
+                    dynamic_ncols=True,
+                    leave=True,
+                )
+                for i, name in enumerate(steps)
+            }
+
+    def advance(self, step: str) -> None:
+        self.done[step] += 1
+        if self.bars:
+            self.bars[step].update(1)
+            return
+        now = time.monotonic()
+        finished = all(v == self.total for v in self.done.values())
+        if now - self.last >= self.interval_s or finished:
+            self.last = now
+            elapsed = max(now - self.t0, 1e-9)
+            parts = ", ".join(f"{k} {v}/{self.total} ({v / elapsed:.2f}/s)" for k, v in self.done.items())
+            print(f"evalkit: {parts}, {now - self.t0:.0f} s", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def progress_display(progress: Progress | bool | None) -> Progress:
+    """What receives a run's progress: ``True`` -> a :class:`ConsoleProgress` on stderr (the command
+    line's display); ``None`` or ``False`` -> nothing (the library's default); a :class:`Progress` as is."""
+    if progress is True:
+        return ConsoleProgress()
+    if progress is None or progress is False:
+        return _NoProgress()
+    return progress
 
 
 def collect(
@@ -128,7 +196,7 @@ def _fingerprint(
 
 def run(
     config: cfg.Config,
-    progress: Progress | None = None,
+    progress: Progress | bool | None = None,
     *,
     resume: bool = False,
     on_error: OnError = "fail",
@@ -144,6 +212,8 @@ def run(
     ``OUTPUT/.evalkit-journal`` as they complete, and ``resume=True`` continues the journal of an
     interrupted run. ``on_error="skip"`` records a bad pair with its reason and goes on; the default ends
     the run at the first bad pair (the journal is kept, so a resume goes on once the input is fixed).
+    ``progress``: see :func:`progress_display` (``True``: the command line's display on stderr; off by
+    default).
 
     Raises
     ------
@@ -153,7 +223,7 @@ def run(
     journal_dir = config.output if journal else None
     t0 = time.perf_counter()
     require_runnable(config, output=journal_dir)
-    progress = progress or _NoProgress()
+    display = progress_display(progress)
     log = log or (lambda message: None)
     root, pairs_path = config.dataset.root, config.dataset.pairs
     assert root is not None and pairs_path is not None and config.verifier.path is not None
@@ -191,19 +261,19 @@ def run(
             pair_journal.append(record)
 
     steps = step_names(config)
-    progress.start(steps, len(pairs))
+    display.start(steps, len(pairs))
     for _ in records:
         for step in steps:
-            progress.advance(step)
+            display.advance(step)
     try:
         (executor or InProcessExecutor()).evaluate(
-            config, pairs[len(records) :], deliver, on_error=on_error, on_step=progress.advance
+            config, pairs[len(records) :], deliver, on_error=on_error, on_step=display.advance
         )
     finally:
         # whatever ends the run (a bad pair, Ctrl-C), what is done stays on disk for --resume
         if pair_journal is not None:
             pair_journal.flush()
-        progress.close()
+        display.close()
     t_infer = time.perf_counter() - t0
 
     evaluated = sum(1 for r in records if r.skipped is None)
