@@ -93,3 +93,11 @@ def standin_config(standins, root: Path, pairs: Path):
     )
     config = cfg.apply_overrides(cfg.load_config(cfg.bundled_config("demo.yaml")), overrides)
     return replace(config, output=None)
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    """The single line a bad-input exit prints on stderr."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("evalkit: error: ")
+    return lines[0]

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import one_error_line
 from records import metrics
 from records import run as make_run
 
@@ -24,14 +25,6 @@ from evalkit.results import RunResult, load_results, save_results
 def save(run: RunResult, path: Path) -> Path:
     save_results(run, path)
     return path
-
-
-def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
-    """The single line a bad-input exit prints on stderr."""
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("evalkit: error: ")
-    return lines[0]
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import one_error_line
 from records import metrics
 from records import run as make_run
 
@@ -168,13 +169,6 @@ def test_unwritable_paths_are_refused_naming_the_file(report: GateReport, tmp_pa
 
 
 # ------------------------------------------------------------------------------------------ command line
-
-
-def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("evalkit: error: ")
-    return lines[0]
 
 
 @pytest.fixture
