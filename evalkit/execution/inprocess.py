@@ -97,10 +97,8 @@ def _log_cache_use(ground_truths: GroundTruthCache | None, log: Callable[[str], 
 
 
 @dataclass
-class SequentialExecutor:
-    """One pair after the other, one synchronous request per model (inputs read a few pairs ahead).
-
-    The oracle of :class:`InProcessExecutor`; also the loop each Dask worker runs.
+class InProcessOptions:
+    """What both in-process executors take (one set of fields, one place that documents them).
 
     Parameters
     ----------
@@ -113,7 +111,8 @@ class SequentialExecutor:
     compiled_cache
         OpenVINO's compiled-model cache folder (``None``: the models are compiled every run).
     on_image
-        Receives every generated image and its scores (:data:`evalkit.execution.pair.ImageSink`).
+        Receives every generated image and its scores (:data:`evalkit.execution.pair.ImageSink`); the
+        pipelined executor calls it from its worker threads.
     """
 
     cache: FeatureCache | None = None
@@ -121,6 +120,15 @@ class SequentialExecutor:
     save_images: Path | None = None
     compiled_cache: Path | None = None
     on_image: ImageSink | None = None
+
+
+@dataclass
+class SequentialExecutor(InProcessOptions):
+    """One pair after the other, one synchronous request per model (inputs read a few pairs ahead).
+
+    The oracle of :class:`InProcessExecutor`; also the loop each Dask worker runs. Options: see
+    :class:`InProcessOptions`.
+    """
 
     def evaluate(
         self,
@@ -268,7 +276,7 @@ def _wait_in_order(stage: _InferStage, events: queue.SimpleQueue) -> None:
 
 
 @dataclass
-class InProcessExecutor:
+class InProcessExecutor(InProcessOptions):
     """Evaluates pairs in this process, pipelined (the default executor).
 
     Reader threads (``runtime.reader_threads``) read and resize each pair once; each model and the verifier
@@ -280,27 +288,13 @@ class InProcessExecutor:
 
     Parameters
     ----------
-    cache
-        Ground-truth verifier outputs to reuse and fill (``None``: verify every ground truth).
     window
         Most pairs in flight (read but not yet delivered); default from the number of requests and threads.
-    log
-        Receives one line with the cache's hits and misses at the end of a run (the CLI's ``log``).
-    save_images
-        If given, every generated image is kept as ``save_images/MODEL/PAIR_ID.png`` (``--save-images``).
-    compiled_cache
-        OpenVINO's compiled-model cache folder (``None``: the models are compiled every run).
-    on_image
-        Receives every generated image and its scores, from the worker threads
-        (:data:`evalkit.execution.pair.ImageSink`).
+
+    The other options: see :class:`InProcessOptions`.
     """
 
-    cache: FeatureCache | None = None
     window: int | None = None
-    log: Callable[[str], None] | None = None
-    save_images: Path | None = None
-    compiled_cache: Path | None = None
-    on_image: ImageSink | None = None
 
     def evaluate(
         self,
@@ -560,6 +554,7 @@ __all__ = [
     "VERIFIER_STEP",
     "Executor",
     "InProcessExecutor",
+    "InProcessOptions",
     "OnError",
     "SequentialExecutor",
     "step_names",
