@@ -235,3 +235,28 @@ def test_compare_models_sentences_use_the_gate_spec() -> None:
     )
     assert "Not shown to be within the gate's allowance of 0.1000 dB" in sentences["psnr"]
     assert all("allowance" not in sentences[k] for k in ("is", "fid", "kid"))  # not in this gate spec
+
+
+@pytest.mark.parametrize(
+    "delta",
+    [
+        SetDelta("FID", 3.0, 0.5, 1.5, 200, False, 100.0, 103.0),  # lower is better, interval shifted down
+        SetDelta("IS", -0.3, -0.15, -0.05, 200, True, 9.2, 8.9),  # higher is better, interval shifted up
+    ],
+)
+def test_an_estimate_beyond_the_allowance_is_never_called_within_it(delta: SetDelta) -> None:
+    # A set metric's bootstrap interval can exclude its estimate (bias on resamples); the gate judges the
+    # estimate, so neither the sentence nor the report column may call it within the allowance.
+    allowance = 2.0 if delta.metric == "FID" else 0.184
+    assert within_allowance(delta, allowance) is False
+    text = delta.sentence("bad", "orig", allowance)
+    assert "Practically equal" not in text
+    assert "Not shown to be within the gate's allowance" in text
+    assert f"the estimate is {abs(delta.delta):.4f} worse" in text
+
+
+def test_a_count_delta_of_zero_has_no_sign() -> None:
+    # The "images identical to GT" row: an exact zero difference reads "0", like format_number's zero.
+    assert format_delta(3, 3, "", 0) == "0"
+    assert format_delta(5, 3, "", 0) == "+2"
+    assert format_delta(1, 3, "", 0) == "-2"

@@ -71,6 +71,17 @@ def test_a_missing_file_is_named(tree, capsys) -> None:
     assert err[-1].startswith("evalkit verify-data: 1 finding(s)")
 
 
+def test_an_empty_file_is_named(tree, capsys) -> None:
+    """A truncated download leaves the file in place with no bytes: present is not enough."""
+    root, pairs, manifest = tree
+    first = read_pairs(pairs)[0]
+    empty = root / "images" / "validation" / f"{first.val_id}.jpg"
+    empty.write_bytes(b"")
+    code, err, _ = _run(capsys, root, pairs, manifest)
+    assert code == 2
+    assert f"evalkit: {empty}: empty file (referenced by {pairs})" in err
+
+
 def test_a_changed_pairs_file_is_named(tree, capsys) -> None:
     root, pairs, manifest = tree
     lines = pairs.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -141,6 +152,8 @@ def test_many_missing_files_are_summarised(tree) -> None:
         ({"pairs": 2, "pairs_file": {"sha256": "abc"}}, "pairs_file.sha256"),
         ({"pairs": 2, "extra": 1}, "'extra'"),
         ({"pairs": 2, "files": {"../x": "0" * 64}}, "'../x'"),
+        ({"pairs": 2, "files": {"": "0" * 64}}, "''"),
+        ({"pairs": 2, "files": {".": "0" * 64}}, "'.'"),
     ],
 )
 def test_a_bad_manifest_is_one_line_naming_the_key(tmp_path: Path, data, key: str) -> None:

@@ -131,7 +131,7 @@ def load_manifest(path: str | Path) -> Manifest:
     if not isinstance(files, dict):
         raise InputError(f"{path}: files must be an object of 'relative path': 'sha256'")
     for rel in files:
-        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or Path(rel) == Path("."):
             raise InputError(f"{path}: files: {rel!r} must be a path relative to the data root")
     return Manifest(
         name=str(data.get("name", path.name)),
@@ -214,6 +214,8 @@ def verify_data(root: str | Path, pairs_path: str | Path, manifest: Manifest) ->
                 seen.add(path)
                 if not path.is_file():
                     missing.append(path)
+                elif path.stat().st_size == 0:  # a truncated download: present, but no image
+                    findings.append(f"{path}: empty file (referenced by {pairs_path})")
     for path in missing[:MAX_LISTED_MISSING]:
         findings.append(f"{path}: missing (referenced by {pairs_path})")
     if len(missing) > MAX_LISTED_MISSING:

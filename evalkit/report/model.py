@@ -63,7 +63,8 @@ def format_delta(value: float | None, base: float | None, unit: str, decimals: i
     if value is None or base is None or not (math.isfinite(value) and math.isfinite(base)):
         return "n/a"
     if decimals == 0:
-        return f"{int(value) - int(base):+d}"
+        count = int(value) - int(base)
+        return f"{count:+d}" if count else "0"  # an exact zero has no sign, as in format_number
     return format_number(value - base, decimals, unit, signed=True)
 
 

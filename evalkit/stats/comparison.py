@@ -72,9 +72,17 @@ def _fmt(value: float, metric: str, *, signed: bool = False, significant: int = 
     return format_number(value, decimals, signed=signed, significant=significant)
 
 
-def worse_end(ci_low: float, ci_high: float, higher_is_better: bool) -> float:
-    """How much worse the candidate is at the unfavourable end of the interval (negative: better there)."""
-    return -ci_low if higher_is_better else ci_high
+def worse_end(ci_low: float, ci_high: float, higher_is_better: bool, delta: float = math.nan) -> float:
+    """How much worse the candidate is at the unfavourable end of the interval (negative: better there).
+
+    With a finite ``delta`` (the point estimate) the larger worsening of the two: a set metric's interval
+    can be shifted by resampling so that it excludes the estimate, and the gate judges the estimate, so
+    "within the allowance" must never be said of an estimate that is beyond it.
+    """
+    worst = -ci_low if higher_is_better else ci_high
+    if math.isfinite(delta):
+        worst = max(worst, -delta if higher_is_better else delta)
+    return worst
 
 
 def within_allowance(delta: PairedDelta | SetDelta, allowance: float) -> bool | None:
@@ -101,11 +109,17 @@ def within_allowance(delta: PairedDelta | SetDelta, allowance: float) -> bool | 
     point = delta.mean_delta if isinstance(delta, PairedDelta) else delta.delta
     if not (math.isfinite(point) and math.isfinite(delta.ci_low) and math.isfinite(delta.ci_high)):
         return None
-    return worse_end(delta.ci_low, delta.ci_high, delta.higher_is_better) <= allowance
+    return worse_end(delta.ci_low, delta.ci_high, delta.higher_is_better, point) <= allowance
 
 
 def _allowance_clause(
-    ci_low: float, ci_high: float, *, metric: str, higher_is_better: bool, allowance: float | None
+    delta: float,
+    ci_low: float,
+    ci_high: float,
+    *,
+    metric: str,
+    higher_is_better: bool,
+    allowance: float | None,
 ) -> str:
     """The practical-significance sentence after the statistical one; empty without an allowance."""
     if allowance is None:
@@ -113,12 +127,15 @@ def _allowance_clause(
     unit = UNITS.get(metric.lower(), "")
     # A configured allowance is a round number (0.1 dB, 0.001): its own digits, not padded to 4.
     limit = f"the gate's allowance of {_fmt(allowance, metric, significant=1)}{unit}"
-    worst = worse_end(ci_low, ci_high, higher_is_better)
+    worst = worse_end(ci_low, ci_high, higher_is_better, delta)
     if worst <= 0.0:
         return f" Within {limit}: not worse even at the interval's worse end."
     if worst <= allowance:
         return f" Practically equal: even the interval's worse end is within {limit}."
-    return f" Not shown to be within {limit}: the interval's worse end is {_fmt(worst, metric)}{unit} worse."
+    # A shifted interval (see _verdict) can lie on the better side of the estimate: name what is worse.
+    interval_worst = worse_end(ci_low, ci_high, higher_is_better)
+    beyond = "the interval's worse end" if worst == interval_worst else "the estimate"
+    return f" Not shown to be within {limit}: {beyond} is {_fmt(worst, metric)}{unit} worse."
 
 
 def _percent(confidence: float) -> str:
@@ -150,7 +167,7 @@ def _verdict(
             f"(no confidence interval was computed, so this says nothing about noise{tail})."
         )
     practical = _allowance_clause(
-        ci_low, ci_high, metric=metric, higher_is_better=higher_is_better, allowance=allowance
+        delta, ci_low, ci_high, metric=metric, higher_is_better=higher_is_better, allowance=allowance
     )
     if not ci_low <= delta <= ci_high:
         # Possible when the metric is biased on resamples (duplicated pairs): the interval is then shifted.
