@@ -116,8 +116,8 @@ def _add_run_options(p: argparse.ArgumentParser, *, for_check: bool = False) -> 
         type=int,
         default=defaults.GALLERY_PAIRS,
         metavar="K",
-        help=f"report.html shows the K pairs with the largest PSNR drop and K random ones (default "
-        f"{defaults.GALLERY_PAIRS}; 0 = no gallery)",
+        help="report.html shows the K pairs whose outputs differ most from the reference model's and K "
+        f"random ones (default {defaults.GALLERY_PAIRS}; 0 = no gallery)",
     )
     add(
         "--save-images",

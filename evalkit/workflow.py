@@ -330,7 +330,9 @@ def run_and_report(
         Compare every model with the reference model under the config's ``gate:`` thresholds (the
         built-in ones when it has none), record the verdicts in the results and write ``gate.md``.
     gallery_pairs
-        The report's gallery shows this many pairs with the largest PSNR drop and as many random ones.
+        The report's gallery shows this many pairs whose outputs differ most from the reference model's
+        (largest mean absolute pixel difference; the largest PSNR drop when the run kept no images) and as
+        many random ones, each candidate with its difference image.
     resume, on_error, progress, log, executor
         As for :func:`evaluate`.
     junit_xml

@@ -25,7 +25,7 @@ from evalkit.gate import compare_within_run
 from evalkit.metrics.registry import metrics_of
 from evalkit.report.html import render_html, write_html
 from evalkit.report.model import format_delta, format_value
-from evalkit.report.palette import ADE20K_PALETTE, colourise
+from evalkit.report.palette import ADE20K_PALETTE, DIFFERENCE_MAP, colourise
 from evalkit.report.plots import matplotlib_available
 from evalkit.results import ComparisonEntry, DatasetInfo, RunResult, SkippedPair, VerifierInfo
 from evalkit.stats.comparison import PairedDelta, SetDelta
@@ -105,6 +105,10 @@ def make_gallery(directory: Path, n_pairs: int = 3) -> Path:
             Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(
                 directory / f"{pid}_{model}.png"
             )
+        levels = np.zeros((48, 64), dtype=np.uint8)
+        levels[:8, :8] = 255  # the difference is in one corner: drawn in the map's top colour
+        Image.fromarray(levels, mode="L").save(directory / f"{pid}_converted_diff.png")
+        difference = {"image": f"{pid}_converted_diff.png", "mean_abs_difference": 0.25, "full_scale": 5.0}
         images = {
             "input_mask": f"{pid}_mask.png",
             "exemplar": f"{pid}_exemplar.jpg",
@@ -120,9 +124,11 @@ def make_gallery(directory: Path, n_pairs: int = 3) -> Path:
                 "delta_psnr": -0.5 * (k + 1),
                 "images": images,
                 "scores": scores,
+                "mean_abs_difference": 0.25,
+                "differences": {"converted": difference},
             }
         )
-    (directory / "gallery.json").write_text(json.dumps({"pairs": pairs}))
+    (directory / "gallery.json").write_text(json.dumps({"worst_by": "mean_abs_difference", "pairs": pairs}))
     return directory
 
 
@@ -216,7 +222,8 @@ def test_self_contained_no_external_reference(page: str, parsed: PageParser) -> 
 
 def test_every_image_is_a_valid_embedded_png_or_jpeg(parsed: PageParser) -> None:
     plots = 2 if matplotlib_available() else 0
-    assert len(parsed.images) == plots + 3 * 5  # per gallery pair: mask, exemplar, 2 models, ground truth
+    # per gallery pair: mask, exemplar, 2 models, the candidate's difference from the reference, ground truth
+    assert len(parsed.images) == plots + 3 * 6
     for img in parsed.images:
         image = decode_image(img["src"])
         assert image.width > 0 and image.height > 0
@@ -268,6 +275,29 @@ def test_gallery_rows_and_colourised_mask(gallery: Path, parsed: PageParser) -> 
     assert any("Δ PSNR -1.00 dB" in c for c in parsed.cells)
 
 
+def test_one_difference_image_per_candidate_with_its_scale(gallery: Path, parsed: PageParser) -> None:
+    manifest = json.loads((gallery / "gallery.json").read_text())
+    diffs = [img for img in parsed.images if "difference of converted" in img["alt"]]
+    assert len(diffs) == len(manifest["pairs"])  # one candidate: one per pair, none for the reference
+    assert not [img for img in parsed.images if "difference of original" in img["alt"]]
+    pixels = np.asarray(decode_image(diffs[0]["src"]).convert("RGB"))
+    assert tuple(pixels[0, 0]) == tuple(DIFFERENCE_MAP[255])
+    assert tuple(pixels[-1, -1]) == tuple(DIFFERENCE_MAP[0])
+    assert parsed.cells.count("mean |Δ| 0.25 grey levels · ×51, brightest = Δ ≥ 5 grey levels") == 3
+    text = " ".join(parsed.text)
+    assert "largest mean absolute pixel difference" in text
+    assert sum(" − " in t and t.strip().startswith("|") for t in parsed.text) == 1  # its column header
+
+
+def test_a_gallery_chosen_by_psnr_drop_says_so(result: RunResult, tmp_path: Path) -> None:
+    gallery = make_gallery(tmp_path / "g", n_pairs=1)
+    manifest = json.loads((gallery / "gallery.json").read_text())
+    (gallery / "gallery.json").write_text(json.dumps({**manifest, "worst_by": "psnr_drop"}))
+    text = " ".join(parse(render_html(result, gallery_dir=gallery)).text)
+    assert "largest PSNR drop against the reference model" in text
+    assert "largest mean absolute pixel difference" not in text
+
+
 def test_deterministic(result: RunResult, gallery: Path, page: str) -> None:
     assert render_html(result, gallery_dir=gallery, gate=compare_within_run(result)) == page
 
@@ -313,7 +343,7 @@ def test_missing_or_hostile_gallery_files_become_placeholders(tmp_path: Path, re
     assert len(parsed.gallery_rows) == 2
     text = " ".join(parsed.text)
     assert "missing" in text and "outside the gallery folder" in text and "not a readable image" in text
-    assert len([img for img in parsed.images if "ADE_val" in img["alt"]]) == 2 * 5 - 3
+    assert len([img for img in parsed.images if "ADE_val" in img["alt"]]) == 2 * 6 - 3
     for img in parsed.images:
         decode_image(img["src"])
 

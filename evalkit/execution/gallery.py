@@ -1,8 +1,20 @@
 """The report's gallery: the pairs worth looking at, saved as small images with a manifest.
 
-Which pairs: the ``k`` with the largest PSNR drop of any model against the reference model, and ``k``
-more drawn at random (seeded) from the rest: those whose seeded hash of the pair id is smallest, so the
-draw does not depend on which pairs were evaluated in which run or order.
+Which pairs: the ``k`` whose outputs differ most from the reference model's (the largest mean absolute
+pixel difference, :func:`mean_abs_difference`, of any other model's image against the reference model's
+image), and ``k`` more drawn at random (seeded) from the rest: those whose seeded hash of the pair id is
+smallest, so the draw does not depend on which pairs were evaluated in which run or order. The differences
+are measured on the images as the run makes them; when the run made none here (a Dask run, or a run fully
+resumed from its journal) or there is only one model, the worst pairs are those with the largest PSNR drop
+against the reference model instead (the per-pair scores are all there is), and ``gallery.json`` says which
+rule chose (``worst_by``).
+
+Each pair also gets, per candidate model, a difference image against the reference model's output: the
+per-pixel absolute difference averaged over the RGB channels, amplified so that the pair's largest
+difference (over all candidates, so their images compare) is the top of the scale, ``full_scale`` grey
+levels in ``gallery.json``: saved as an 8-bit grey PNG whose value ``v`` means a difference of
+``v / 255 * full_scale`` grey levels (saturated at 255). The report colours it (``report.palette``), as it
+colours the label maps: the files stay data, and rendering stays in the report.
 
 The images come from the run itself: a :class:`GalleryKeeper` handed to the executor as its ``on_image``
 sink keeps, while the pairs stream by, the images of the pairs that can still be chosen (at most the ``k``
@@ -49,6 +61,12 @@ class GalleryChoice:
     delta_psnr: float  #: the largest drop of any model against the reference model (dB)
 
 
+#: ``worst_by`` of ``gallery.json``: the worst pairs have the largest mean absolute pixel difference ...
+BY_DIFFERENCE = "mean_abs_difference"
+#: ... or, without images of the run (or with one model), the largest PSNR drop.
+BY_PSNR_DROP = "psnr_drop"
+
+
 #: The per-image metric whose drop picks the worst pairs (PSNR: the first reference per-image metric).
 DROP_METRIC = REFERENCE_PER_IMAGE[0]
 
@@ -62,21 +80,79 @@ def largest_drop(scores: Mapping[str, Mapping[str, float]], reference: str) -> f
     return min(finite) if finite else 0.0
 
 
+def mean_abs_difference(image: np.ndarray, reference: np.ndarray) -> float:
+    """The mean absolute pixel difference of two uint8 RGB images of one size, over pixels and channels, in
+    grey levels (0..255), computed in float64."""
+    return float(difference_map(image, reference).mean(dtype=np.float64))
+
+
+def difference_map(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """H x W float64: the absolute difference of two uint8 RGB images per pixel, averaged over channels."""
+    if image.shape != reference.shape:
+        raise ValueError(f"images of different shapes: {image.shape} vs {reference.shape}")
+    diff = np.abs(image.astype(np.int16) - reference.astype(np.int16))
+    return diff.mean(axis=-1, dtype=np.float64) if diff.ndim == 3 else diff.astype(np.float64)
+
+
+def candidate_differences(images: Mapping[str, np.ndarray], reference: str) -> dict[str, float]:
+    """Each other model's :func:`mean_abs_difference` against the reference model's image of one pair."""
+    return {n: mean_abs_difference(img, images[reference]) for n, img in images.items() if n != reference}
+
+
+def difference_images(
+    images: Mapping[str, np.ndarray], reference: str
+) -> tuple[float, dict[str, np.ndarray]]:
+    """The difference images of one pair: ``(full_scale, {candidate: H x W uint8})``.
+
+    ``full_scale`` is the largest per-pixel difference of any candidate (1 grey level when the images are
+    identical), drawn as 255; a pixel's value is ``round(difference / full_scale * 255)``.
+    """
+    maps = {n: difference_map(img, images[reference]) for n, img in images.items() if n != reference}
+    full_scale = max((float(m.max()) for m in maps.values()), default=0.0) or 1.0
+    return full_scale, {
+        n: np.rint(np.clip(m / full_scale, 0.0, 1.0) * 255.0).astype(np.uint8) for n, m in maps.items()
+    }
+
+
+def worst_by(result: RunResult, differences: Mapping[str, Mapping[str, float]] | None) -> str:
+    """Which rule picks the worst pairs: :data:`BY_DIFFERENCE` when there are measured differences (images
+    of the run, and a model besides the reference), else :data:`BY_PSNR_DROP`."""
+    if len(result.models) > 1 and differences and any(differences.values()):
+        return BY_DIFFERENCE
+    return BY_PSNR_DROP
+
+
 def draw_rank(pair_id: str, seed: int) -> int:
     """The seeded random rank of a pair for the gallery's random draw (smaller is drawn first)."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{pair_id}".encode()).digest()[:8], "big")
 
 
-def choose_pairs(result: RunResult, k: int = GALLERY_PAIRS, seed: int = 0) -> list[GalleryChoice]:
-    """The ``k`` pairs with the largest PSNR drop against the reference model (ties: pair order), then
-    the ``k`` other pairs with the smallest :func:`draw_rank`, in pair order."""
+def choose_pairs(
+    result: RunResult,
+    k: int = GALLERY_PAIRS,
+    seed: int = 0,
+    differences: Mapping[str, Mapping[str, float]] | None = None,
+) -> list[GalleryChoice]:
+    """The ``k`` worst pairs, then the ``k`` other pairs with the smallest :func:`draw_rank`, in pair order.
+
+    Worst (:func:`worst_by`): with ``differences`` (pair id -> candidate -> :func:`mean_abs_difference`, as
+    :meth:`GalleryKeeper.differences` gives), the ``k`` pairs among those with the largest difference of any
+    candidate, largest first; else the ``k`` pairs with the largest PSNR drop against the reference model.
+    Ties: pair order.
+    """
     reference = result.reference_model
     ids = [s.pair_id for s in result.models[reference].samples]
     drops = [
         largest_drop({n: m.samples[i].values for n, m in result.models.items()}, reference)
         for i in range(len(ids))
     ]
-    worst = sorted(range(len(ids)), key=lambda i: (drops[i], i))[:k]
+    if worst_by(result, differences) == BY_DIFFERENCE:
+        assert differences is not None
+        measured = [i for i in range(len(ids)) if differences.get(ids[i])]
+        largest = {i: max(differences[ids[i]].values()) for i in measured}
+        worst = sorted(measured, key=lambda i: (-largest[i], i))[:k]
+    else:
+        worst = sorted(range(len(ids)), key=lambda i: (drops[i], i))[:k]
     rest = sorted(set(range(len(ids))) - set(worst), key=lambda i: draw_rank(ids[i], seed))
     random = sorted(rest[:k])
     return [GalleryChoice(ids[i], "worst", drops[i]) for i in worst] + [
@@ -88,9 +164,11 @@ class GalleryKeeper:
     """An image sink for the executor (``on_image``) that keeps the images the gallery may show.
 
     Thread-safe: the pipelined executor calls it from its worker threads. A pair is considered once every
-    model's image of it has arrived; it is kept while it is among the ``k`` largest drops so far or the
-    ``2k`` smallest draw ranks so far, which are the only pairs :func:`choose_pairs` can pick (the ``k``
-    random pairs are the ``k`` smallest ranks outside the ``k`` worst, hence among the ``2k`` smallest).
+    model's image of it has arrived; its candidates' :func:`mean_abs_difference` are recorded
+    (:meth:`differences`), and its images are kept while it is among the ``k`` largest differences so far
+    (with one model: the ``k`` largest PSNR drops) or the ``2k`` smallest draw ranks so far, which are the
+    only pairs :func:`choose_pairs` can pick (the ``k`` random pairs are the ``k`` smallest ranks outside the
+    ``k`` worst, hence among the ``2k`` smallest).
     Incomplete pairs (a model failed with ``--on-error skip``) are forgotten after :data:`MAX_PENDING`
     newer pairs, so memory stays bounded.
     """
@@ -102,7 +180,9 @@ class GalleryKeeper:
         self.names, self.reference, self.k, self.seed = tuple(model_names), reference, k, seed
         self._lock = threading.Lock()
         self._pending: dict[str, dict[str, tuple[np.ndarray, Mapping[str, float]]]] = {}
-        self._worst: list[tuple[float, int, str]] = []  #: (drop, pair index, id), the k largest drops
+        #: (-difference or, with one model, drop; pair index; id): the k worst so far, worst first
+        self._worst: list[tuple[float, int, str]] = []
+        self._differences: dict[str, dict[str, float]] = {}  #: pair id -> candidate -> mean abs difference
         self._ranked: list[tuple[int, str]] = []  #: (draw rank, id), the 2k smallest ranks
         self._images: dict[str, dict[str, np.ndarray]] = {}
 
@@ -117,14 +197,25 @@ class GalleryKeeper:
                 del self._pending[next(iter(self._pending))]
 
     def _consider(self, pair: Pair, entry: Mapping[str, tuple[np.ndarray, Mapping[str, float]]]) -> None:
-        drop = largest_drop({n: scores for n, (_, scores) in entry.items()}, self.reference)
-        self._worst = sorted([*self._worst, (drop, pair.index, pair.val_id)])[: self.k]
+        differences = candidate_differences({n: image for n, (image, _) in entry.items()}, self.reference)
+        self._differences[pair.val_id] = differences
+        if differences:
+            badness = -max(differences.values())
+        else:
+            badness = largest_drop({n: scores for n, (_, scores) in entry.items()}, self.reference)
+        self._worst = sorted([*self._worst, (badness, pair.index, pair.val_id)])[: self.k]
         self._ranked = sorted([*self._ranked, (draw_rank(pair.val_id, self.seed), pair.val_id)])[: 2 * self.k]
         wanted = {w[2] for w in self._worst} | {r[1] for r in self._ranked}
         if pair.val_id in wanted:
             self._images[pair.val_id] = {n: image for n, (image, _) in entry.items()}
         for pair_id in set(self._images) - wanted:
             del self._images[pair_id]
+
+    def differences(self) -> dict[str, dict[str, float]]:
+        """Pair id -> candidate model -> :func:`mean_abs_difference` against the reference model, for every
+        pair whose images all arrived (empty with one model)."""
+        with self._lock:
+            return {pair_id: dict(d) for pair_id, d in self._differences.items() if d}
 
     def images(self, pair_id: str) -> Mapping[str, np.ndarray] | None:
         """Every model's generated image of ``pair_id``, if kept."""
@@ -156,14 +247,17 @@ def write_gallery(
     keeper: GalleryKeeper | None = None,
     compiled_cache: Path | None = None,
 ) -> Path:
-    """Write the chosen pairs' images and ``gallery.json`` into ``directory``.
+    """Write the chosen pairs' images, their difference images and ``gallery.json`` into ``directory``.
 
-    The generated images come from ``keeper`` (kept during the run); a chosen pair it does not have is
-    translated again (the models are compiled once, only then, with ``compiled_cache``).
+    The generated images and the differences that pick the worst pairs come from ``keeper`` (kept during
+    the run); a chosen pair it does not have is translated again (the models are compiled once, only then,
+    with ``compiled_cache``), and its difference images are made from those, which are the same images.
     """
     assert config.dataset.root is not None and config.dataset.pairs is not None
     root = config.dataset.root
-    choices = choose_pairs(result, k=k, seed=config.metrics.seed)
+    differences = keeper.differences() if keeper is not None else None
+    rule = worst_by(result, differences)
+    choices = choose_pairs(result, k=k, seed=config.metrics.seed, differences=differences)
     by_id: dict[str, Pair] = {
         p.val_id: p for p in read_pairs(config.dataset.pairs, limit=config.dataset.limit)
     }
@@ -202,14 +296,27 @@ def write_gallery(
             name: {m.key: finite_or_none(index[name][stem].values[m.key]) for m in REFERENCE_PER_IMAGE}
             for name in index
         }
-        entries.append(
-            {
-                "pair_id": stem,
-                "reason": choice.reason,
-                "delta_psnr": finite_or_none(choice.delta_psnr),
-                "images": images,
-                "scores": scores,
+        shown = {name: outputs[name] for name in result.models}
+        full_scale, levels = difference_images(shown, result.reference_model)
+        means = candidate_differences(shown, result.reference_model)
+        entry = {
+            "pair_id": stem,
+            "reason": choice.reason,
+            "delta_psnr": finite_or_none(choice.delta_psnr),
+            "images": images,
+            "scores": scores,
+        }
+        if levels:
+            entry["mean_abs_difference"] = max(means.values())
+            entry["differences"] = {
+                name: {
+                    "image": _save(level, directory / f"{stem}_{name}_diff.png"),
+                    "mean_abs_difference": means[name],
+                    "full_scale": full_scale,
+                }
+                for name, level in levels.items()
             }
-        )
-    write_text_atomic(directory / MANIFEST, json.dumps({"pairs": entries}, indent=1, allow_nan=False) + "\n")
+        entries.append(entry)
+    manifest = {"worst_by": rule, "reference_model": result.reference_model, "pairs": entries}
+    write_text_atomic(directory / MANIFEST, json.dumps(manifest, indent=1, allow_nan=False) + "\n")
     return directory

@@ -35,7 +35,7 @@ from evalkit.report.model import (
     build_report,
     delta_heading,
 )
-from evalkit.report.palette import colourise
+from evalkit.report.palette import colour_magnitudes, colourise
 from evalkit.report.plots import matplotlib_available, report_plots
 from evalkit.results import GateReport, RunResult
 
@@ -82,10 +82,10 @@ figure.plot img { max-width: 100%; height: auto; border: 1px solid var(--line); 
 figcaption { color: var(--muted); font-size: 13px; }
 table.gallery td { text-align: center; padding: 6px; }
 table.gallery figure { margin: 0; }
-table.gallery img { width: 170px; height: auto; max-height: 240px; object-fit: contain; display: block;
+table.gallery img { width: 140px; height: auto; max-height: 240px; object-fit: contain; display: block;
                     margin: 0 auto; }
 table.gallery img.mask { image-rendering: pixelated; }
-table.gallery td.pair { text-align: left; min-width: 150px; font-size: 13px; }
+table.gallery td.pair { text-align: left; min-width: 120px; font-size: 13px; }
 .missing { width: 170px; padding: 30px 6px; color: var(--muted); font-size: 12px;
            border: 1px dashed var(--line); }
 ul.sentences li { margin: 3px 0; }
@@ -313,8 +313,9 @@ def _encode(image: Image.Image, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def _image_uri(directory: Path, name: object, *, mask: bool) -> str:
-    """A gallery file as a data URI: label maps colourised, large images downsized, anything else as PNG."""
+def _image_uri(directory: Path, name: object, *, mask: bool, difference: bool = False) -> str:
+    """A gallery file as a data URI: label maps colourised, difference images colour-mapped, large images
+    downsized, anything else as PNG."""
     if not isinstance(name, str) or not name:
         raise _ImageProblem("not listed")
     path = (directory / name).resolve()
@@ -331,6 +332,11 @@ def _image_uri(directory: Path, name: object, *, mask: bool) -> str:
                 coloured = Image.fromarray(colourise(np.asarray(img)))
                 coloured.thumbnail((_THUMB_MAX, _THUMB_MAX), Image.Resampling.NEAREST)
                 return _data_uri("image/png", _encode(coloured, "PNG"))
+            if difference and img.mode == "L":
+                # Grey value v = v/255 of the pair's full scale: the top of the perceptual map at 255.
+                coloured = Image.fromarray(colour_magnitudes(np.asarray(img), 255.0))
+                coloured.thumbnail((_THUMB_MAX, _THUMB_MAX), Image.Resampling.LANCZOS)
+                return _data_uri("image/png", _encode(coloured, "PNG"))
             if fmt in _MIME and max(img.size) <= _THUMB_MAX:
                 return _data_uri(_MIME[fmt], raw)
             out = img.convert("RGBA" if img.mode in ("RGBA", "LA", "PA") else "RGB")
@@ -343,9 +349,11 @@ def _image_uri(directory: Path, name: object, *, mask: bool) -> str:
         raise _ImageProblem(f"{name}: not a readable image ({type(exc).__name__})") from None
 
 
-def _image_cell(directory: Path, name: object, alt: str, caption: str, *, mask: bool = False) -> str:
+def _image_cell(
+    directory: Path, name: object, alt: str, caption: str, *, mask: bool = False, difference: bool = False
+) -> str:
     try:
-        uri = _image_uri(directory, name, mask=mask)
+        uri = _image_uri(directory, name, mask=mask, difference=difference)
     except _ImageProblem as problem:
         body = f"<div class='missing'>{_e(problem)}</div>"
     else:
@@ -362,10 +370,21 @@ class _GalleryPair:
     delta_psnr: float | None
     images: Mapping[str, Any]
     scores: Mapping[str, Any]
+    differences: Mapping[str, Any]
 
 
-def _read_manifest(gallery_dir: Path) -> list[_GalleryPair]:
-    """Parse ``gallery.json``; raises ``_ImageProblem`` with a sentence for the page when unusable."""
+#: What ``worst_by`` of gallery.json means, for the page.
+_WORST_BY = {
+    "mean_abs_difference": "the pairs where the candidate models' outputs differ most from the reference "
+    "model's (largest mean absolute pixel difference)",
+    "psnr_drop": "the pairs with the largest PSNR drop against the reference model (the run kept no images "
+    "to compare, or there is one model)",
+}
+
+
+def _read_manifest(gallery_dir: Path) -> tuple[list[_GalleryPair], str]:
+    """Parse ``gallery.json`` into its pairs and ``worst_by``; raises ``_ImageProblem`` with a sentence for
+    the page when unusable."""
     manifest = gallery_dir / GALLERY_MANIFEST
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))
@@ -382,6 +401,7 @@ def _read_manifest(gallery_dir: Path) -> list[_GalleryPair]:
             raise _ImageProblem(f"{manifest}: pairs[{i}] is not an object")
         images = p.get("images") if isinstance(p.get("images"), Mapping) else {}
         scores = p.get("scores") if isinstance(p.get("scores"), Mapping) else {}
+        differences = p.get("differences") if isinstance(p.get("differences"), Mapping) else {}
         out.append(
             _GalleryPair(
                 pair_id=str(p.get("pair_id", f"pair {i + 1}")),
@@ -389,9 +409,25 @@ def _read_manifest(gallery_dir: Path) -> list[_GalleryPair]:
                 delta_psnr=_number(p.get("delta_psnr")),
                 images=images,
                 scores=scores,
+                differences=differences,
             )
         )
-    return out
+    worst_by = data.get("worst_by")
+    return out, worst_by if isinstance(worst_by, str) else "psnr_drop"  # older manifests: the PSNR drop
+
+
+def _difference_caption(entry: Any) -> str:
+    """'mean |Δ| 0.83 · ×51, brightest = Δ ≥ 5 grey levels' for one candidate's difference image."""
+    if not isinstance(entry, Mapping):
+        return ""
+    parts = []
+    mean = _number(entry.get("mean_abs_difference"))
+    if mean is not None:
+        parts.append(f"mean |Δ| {format_number(mean, 2, '')} grey levels")
+    full_scale = _number(entry.get("full_scale"))
+    if full_scale is not None and full_scale > 0:
+        parts.append(f"×{255 / full_scale:.3g}, brightest = Δ ≥ {full_scale:.3g} grey levels")
+    return _e(" · ".join(parts))
 
 
 def _number(x: Any) -> float | None:
@@ -424,7 +460,7 @@ def _gallery(result: RunResult, gallery_dir: Path | None) -> str:
     if not gallery_dir.is_dir():
         return head + f"<p class='note'>No gallery: {_e(gallery_dir)} does not exist.</p></section>"
     try:
-        pairs = _read_manifest(gallery_dir)
+        pairs, worst_by = _read_manifest(gallery_dir)
     except _ImageProblem as problem:
         return head + f"<p class='note'>No gallery: {_e(problem)}.</p></section>"
     if not pairs:
@@ -436,7 +472,11 @@ def _gallery(result: RunResult, gallery_dir: Path | None) -> str:
             if name not in models:
                 models.append(name)
     labels = [result.models[m].label if m in result.models else m for m in models]
-    head_cells = ["Pair", "Input mask", "Exemplar", *labels, "Ground truth"]
+    # A difference column per candidate that the manifest has difference images of.
+    candidates = [m for m in models if any(m in p.differences for p in pairs)]
+    reference = result.models[result.reference_model].label
+    diff_heads = [f"|{labels[models.index(m)]} − {reference}|" for m in candidates]
+    head_cells = ["Pair", "Input mask", "Exemplar", *labels, *diff_heads, "Ground truth"]
     rows = []
     for p in pairs:
         # Two decimals, more for a drop that would print as 0.00 (never "-0.00 dB").
@@ -453,12 +493,31 @@ def _gallery(result: RunResult, gallery_dir: Path | None) -> str:
             cells.append(
                 _image_cell(gallery_dir, outputs.get(m), f"{p.pair_id} {m}", _score_caption(p.scores, m))
             )
+        for m in candidates:
+            entry = p.differences.get(m)
+            cells.append(
+                _image_cell(
+                    gallery_dir,
+                    entry.get("image") if isinstance(entry, Mapping) else None,
+                    f"{p.pair_id} difference of {m} from the reference",
+                    _difference_caption(entry),
+                    difference=True,
+                )
+            )
         cells.append(_image_cell(gallery_dir, p.images.get("ground_truth"), f"{p.pair_id} ground truth", ""))
         rows.append(f"<tr class='gallery-row' data-pair='{_e(p.pair_id)}'>" + "".join(cells) + "</tr>")
     return (
         head + "<p class='note'>Per pair: the input label map (ADE20k palette), the exemplar, each model's "
-        "output with its PSNR and SSIM against the ground truth, and the ground truth. <i>worst</i>: the "
-        "pairs where the models differ most; <i>random</i>: a seeded random sample.</p>"
+        "output with its PSNR and SSIM against the ground truth, "
+        + (
+            "each candidate's absolute difference from the reference model's output (per pixel, mean over "
+            "the colour channels; black = none, pale yellow = the pair's largest difference, whose size is "
+            "printed below it, so errors spread everywhere and errors in a few regions look different), "
+            if candidates
+            else ""
+        )
+        + f"and the ground truth. <i>worst</i>: {_e(_WORST_BY.get(worst_by, worst_by))}; <i>random</i>: a "
+        "seeded random sample.</p>"
         + "<table class='gallery'><thead><tr>"
         + "".join(f"<th>{_e(h)}</th>" for h in head_cells)
         + "</tr></thead><tbody>"

@@ -1,15 +1,19 @@
-"""The ADE20k (SceneParsing) colour palette, to show label maps as colour images.
+"""Colour tables: the ADE20k (SceneParsing) palette for label maps, and a perceptual map for differences.
 
 The standard 150-class palette of the ADE20k SceneParsing benchmark (CSAILVision's ``color150``, as also
 shipped by MMSegmentation), with label value 0 ("other", not a class) in black in front: value ``v`` of an
 ADE20k annotation PNG is drawn in ``ADE20K_PALETTE[v]``.
+
+:data:`DIFFERENCE_MAP` draws magnitudes (the gallery's difference images): matplotlib's perceptually uniform
+``inferno`` map (black -> purple -> orange -> pale yellow), sampled at 17 evenly spaced points and linearly
+interpolated to 256 entries, so evalkit needs no matplotlib for it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ADE20K_PALETTE", "colourise"]
+__all__ = ["ADE20K_PALETTE", "DIFFERENCE_MAP", "colour_magnitudes", "colourise"]
 
 # fmt: off
 _COLOURS = (
@@ -67,3 +71,46 @@ def colourise(labels: np.ndarray) -> np.ndarray:
     table = np.full((256, 3), 255, dtype=np.uint8)
     table[: len(ADE20K_PALETTE)] = ADE20K_PALETTE
     return table[np.clip(labels.astype(np.int64), 0, 255)]
+
+
+# matplotlib's inferno at 0, 1/16, ..., 1 (rounded to 8 bits).
+_INFERNO_ANCHORS = (
+    (0, 0, 4), (11, 7, 36), (33, 12, 74), (61, 9, 101), (87, 16, 110), (113, 25, 110), (138, 34, 106),
+    (163, 44, 97), (188, 55, 84), (210, 70, 68), (228, 90, 49), (241, 115, 29), (249, 142, 9),
+    (252, 172, 17), (249, 203, 53), (242, 234, 105), (252, 255, 164),
+)
+
+
+def _interpolate(anchors: tuple[tuple[int, int, int], ...], size: int) -> np.ndarray:
+    points = np.linspace(0.0, 1.0, len(anchors))
+    where = np.linspace(0.0, 1.0, size)
+    table = np.array(anchors, dtype=np.float64)
+    channels = [np.interp(where, points, table[:, c]) for c in range(3)]
+    return np.stack(channels, axis=1).round().astype(np.uint8)
+
+
+#: 256 x 3 uint8: row ``i`` is the colour of magnitude ``i / 255`` of full scale (0 black, 255 pale yellow).
+DIFFERENCE_MAP: np.ndarray = _interpolate(_INFERNO_ANCHORS, 256)
+DIFFERENCE_MAP.setflags(write=False)
+
+
+def colour_magnitudes(values: np.ndarray, full_scale: float) -> np.ndarray:
+    """Colour non-negative magnitudes with :data:`DIFFERENCE_MAP`.
+
+    Parameters
+    ----------
+    values : np.ndarray
+        H x W magnitudes (e.g. grey levels of difference).
+    full_scale : float
+        The magnitude drawn in the map's top colour; larger values are drawn in it too. Must be positive.
+
+    Returns
+    -------
+    np.ndarray
+        H x W x 3 uint8 RGB image: ``values / full_scale`` of the way up the map, rounded to the nearest of
+        its 256 entries.
+    """
+    if not full_scale > 0:
+        raise ValueError(f"full_scale must be positive, got {full_scale}")
+    levels = np.clip(np.asarray(values, dtype=np.float64) / full_scale, 0.0, 1.0) * 255.0
+    return DIFFERENCE_MAP[np.rint(levels).astype(np.intp)]
