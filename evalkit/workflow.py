@@ -331,7 +331,8 @@ def run_and_report(
         built-in ones when it has none), record the verdicts in the results and write ``gate.md``.
     gallery_pairs
         The report's gallery shows this many pairs whose outputs differ most from the reference model's
-        (largest mean absolute pixel difference; the largest PSNR drop when the run kept no images) and as
+        (largest mean absolute pixel difference; the largest PSNR drop when the run did not measure every
+        pair: a resumed or Dask run) and as
         many random ones, each candidate with its difference image.
     resume, on_error, progress, log, executor
         As for :func:`evaluate`.

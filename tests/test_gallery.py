@@ -127,9 +127,16 @@ def test_the_worst_pairs_have_the_largest_mean_abs_difference_of_any_candidate()
     worst = [c.pair_id for c in choices if c.reason == "worst"]
     assert worst == ["ADE_val_00000007", "ADE_val_00000009", "ADE_val_00000003"]  # 9, 8, 6 (tie: 3 < 6)
     assert all(keeper.images(c.pair_id) is not None for c in choices)
-    # Without differences (a Dask run or a fully resumed one): today's PSNR-drop rule, all drops 0 here.
+    # Without differences (a Dask run or a resumed one): today's PSNR-drop rule, all drops 0 here.
     by_drop = [c.pair_id for c in choose_pairs(result, k=k, seed=0) if c.reason == "worst"]
     assert by_drop == ["ADE_val_00000001", "ADE_val_00000002", "ADE_val_00000003"]
+    # A resumed run measured only the pairs of its second part: the worst of those are not the worst pairs
+    # (pair 7, the worst, was done before the resume), so the PSNR-drop rule chooses, and says so.
+    resumed = {pair_id: d for pair_id, d in differences.items() if pair_id >= "ADE_val_00000008"}
+    assert gallery_module.worst_by(result, resumed) == BY_PSNR_DROP
+    resumed_choices = choose_pairs(result, k=k, seed=0, differences=resumed)
+    assert [c.pair_id for c in resumed_choices if c.reason == "worst"] == by_drop
+    assert gallery_module.worst_by(result, differences) == BY_DIFFERENCE
     # One model: nothing to compare, so the keeper measures nothing and the PSNR rule stays.
     alone = GalleryKeeper(["ref"], "ref", k=k, seed=0)
     feed_images(alone, {"ref": reference}, n)
@@ -212,7 +219,7 @@ def test_run_does_not_translate_again_and_gives_the_translated_images(
         for name in files(entry):
             assert (kept / name).read_bytes() == (again / name).read_bytes(), name
 
-    # No keeper at all (a Dask run, a fully resumed one): the PSNR-drop rule, said so; the difference
+    # No keeper at all (a Dask run, a resumed one): the PSNR-drop rule, said so; the difference
     # images of the pairs both galleries show are the same bytes.
     alone = write_gallery(config_again, outcome.result, tmp_path / "alone", k=2)
     by_drop = json.loads((alone / "gallery.json").read_text())
@@ -224,3 +231,17 @@ def test_run_does_not_translate_again_and_gives_the_translated_images(
         assert entry["differences"] == shown[entry["pair_id"]]["differences"]
         for name in files(entry):
             assert (kept / name).read_bytes() == (alone / name).read_bytes(), name
+
+
+def test_a_one_pixel_difference_survives_the_thumbnail(tmp_path: Path) -> None:
+    """The difference thumbnail keeps each block's largest value: the brightest pixel is the printed top of
+    the scale, and a single wrong pixel stays visible."""
+    levels = np.zeros((600, 401), np.uint8)
+    levels[333, 17] = 255
+    levels[10:20, 300:310] = 100
+    small = gallery_module.shrink_by_max(levels)
+    assert max(small.shape) <= gallery_module.THUMBNAIL_SIZE
+    assert small.max() == 255 and (small == 255).sum() == 1
+    assert (small == 100).any()
+    tiny = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert gallery_module.shrink_by_max(tiny) is tiny  # small images are kept as they are

@@ -289,6 +289,18 @@ def test_one_difference_image_per_candidate_with_its_scale(gallery: Path, parsed
     assert sum(" − " in t and t.strip().startswith("|") for t in parsed.text) == 1  # its column header
 
 
+def test_identical_outputs_say_so_instead_of_a_scale(result: RunResult, tmp_path: Path) -> None:
+    gallery = make_gallery(tmp_path / "g", n_pairs=1)
+    manifest = json.loads((gallery / "gallery.json").read_text())
+    for entry in manifest["pairs"]:
+        for diff in entry["differences"].values():
+            diff.update(mean_abs_difference=0.0, full_scale=1.0)
+    (gallery / "gallery.json").write_text(json.dumps(manifest))
+    cells = parse(render_html(result, gallery_dir=gallery)).cells
+    assert "identical to the reference model's output" in cells
+    assert not any("brightest" in c for c in cells)
+
+
 def test_a_gallery_chosen_by_psnr_drop_says_so(result: RunResult, tmp_path: Path) -> None:
     gallery = make_gallery(tmp_path / "g", n_pairs=1)
     manifest = json.loads((gallery / "gallery.json").read_text())

@@ -4,8 +4,8 @@ Which pairs: the ``k`` whose outputs differ most from the reference model's (the
 pixel difference, :func:`mean_abs_difference`, of any other model's image against the reference model's
 image), and ``k`` more drawn at random (seeded) from the rest: those whose seeded hash of the pair id is
 smallest, so the draw does not depend on which pairs were evaluated in which run or order. The differences
-are measured on the images as the run makes them; when the run made none here (a Dask run, or a run fully
-resumed from its journal) or there is only one model, the worst pairs are those with the largest PSNR drop
+are measured on the images as the run makes them; when the run did not make them all here (a Dask run, or a
+run resumed from its journal) or there is only one model, the worst pairs are those with the largest PSNR drop
 against the reference model instead (the per-pair scores are all there is), and ``gallery.json`` says which
 rule chose (``worst_by``).
 
@@ -115,10 +115,14 @@ def difference_images(
 
 
 def worst_by(result: RunResult, differences: Mapping[str, Mapping[str, float]] | None) -> str:
-    """Which rule picks the worst pairs: :data:`BY_DIFFERENCE` when there are measured differences (images
-    of the run, and a model besides the reference), else :data:`BY_PSNR_DROP`."""
-    if len(result.models) > 1 and differences and any(differences.values()):
-        return BY_DIFFERENCE
+    """Which rule picks the worst pairs: :data:`BY_DIFFERENCE` when every evaluated pair has measured
+    differences (the run made all its images here, and there is a model besides the reference), else
+    :data:`BY_PSNR_DROP`: after a ``--resume`` the pairs done before it were never measured, and the worst of
+    only the rest would not be the worst pairs an uninterrupted run shows."""
+    if len(result.models) > 1 and differences:
+        ids = [s.pair_id for s in result.models[result.reference_model].samples]
+        if ids and all(differences.get(pair_id) for pair_id in ids):
+            return BY_DIFFERENCE
     return BY_PSNR_DROP
 
 
@@ -230,6 +234,25 @@ def _save(image: np.ndarray, path: Path) -> str:
     return path.name
 
 
+def shrink_by_max(levels: np.ndarray, size: int = THUMBNAIL_SIZE) -> np.ndarray:
+    """``levels`` shrunk by an integer factor to at most ``size`` pixels a side, each pixel the largest of
+    its block: an interpolating resize would average a one-pixel error away and lower the brightest value,
+    which the page prints as the top of the scale."""
+    factor = -(-max(levels.shape) // size)  # ceil
+    if factor <= 1:
+        return levels
+    h, w = levels.shape
+    padded = np.zeros((-(-h // factor) * factor, -(-w // factor) * factor), dtype=levels.dtype)
+    padded[:h, :w] = levels
+    blocks = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor)
+    return blocks.max(axis=(1, 3))
+
+
+def _save_difference(levels: np.ndarray, path: Path) -> str:
+    Image.fromarray(shrink_by_max(levels)).save(path, compress_level=1)
+    return path.name
+
+
 def _save_mask(labels: np.ndarray, path: Path) -> str:
     # Nearest-neighbour only: a label map must keep its class values (the page colourises them).
     img = Image.fromarray(labels)
@@ -310,7 +333,7 @@ def write_gallery(
             entry["mean_abs_difference"] = max(means.values())
             entry["differences"] = {
                 name: {
-                    "image": _save(level, directory / f"{stem}_{name}_diff.png"),
+                    "image": _save_difference(level, directory / f"{stem}_{name}_diff.png"),
                     "mean_abs_difference": means[name],
                     "full_scale": full_scale,
                 }

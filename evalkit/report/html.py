@@ -377,8 +377,8 @@ class _GalleryPair:
 _WORST_BY = {
     "mean_abs_difference": "the pairs where the candidate models' outputs differ most from the reference "
     "model's (largest mean absolute pixel difference)",
-    "psnr_drop": "the pairs with the largest PSNR drop against the reference model (the run kept no images "
-    "to compare, or there is one model)",
+    "psnr_drop": "the pairs with the largest PSNR drop against the reference model (the run did not keep "
+    "every pair's images to compare: a Dask or resumed run; or there is one model)",
 }
 
 
@@ -422,6 +422,8 @@ def _difference_caption(entry: Any) -> str:
         return ""
     parts = []
     mean = _number(entry.get("mean_abs_difference"))
+    if mean == 0:
+        return _e("identical to the reference model's output")  # no scale to print: every pixel is black
     if mean is not None:
         parts.append(f"mean |Δ| {format_number(mean, 2, '')} grey levels")
     full_scale = _number(entry.get("full_scale"))
