@@ -1,17 +1,20 @@
 """Command line: argument parsing and exit codes only; everything else is called.
 
 Exit codes: 0 success, 1 reserved for a failed gate, 2 bad input or usage (one line naming the
-file/line/key), 3 internal error (traceback with ``--debug``).
+file/line/key), 3 internal error (traceback with ``--debug``), 130 interrupted by Ctrl-C (SIGINT), 143 by
+SIGTERM (both flush the journal and say how to resume).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evalkit import __version__, defaults
 from evalkit.config import Overrides
@@ -24,6 +27,25 @@ EXIT_OK = 0
 EXIT_GATE_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
+EXIT_SIGINT = 128 + signal.SIGINT  #: 130, the shell's code for a Ctrl-C
+EXIT_SIGTERM = 128 + signal.SIGTERM  #: 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into Ctrl-C's exception so that it takes the same path: every ``finally`` runs
+    (the journal is flushed, worker pools are shut down) and ``main`` prints one line."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _terminate_like_ctrl_c() -> tuple[bool, Any]:
+    # A handler can be installed from the main thread only (main() may be called from another one, e.g. a
+    # test); returns whether it was, and the handler to put back (main() is also called in-process).
+    if threading.current_thread() is not threading.main_thread():
+        return False, None
+    return True, signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -151,6 +173,12 @@ def _add_run_options(p: argparse.ArgumentParser, *, for_check: bool = False) -> 
         action="store_true",
         help="continue an interrupted run from the journal in the output directory (finished pairs are "
         "journaled as they complete); without a journal, start from the beginning",
+    )
+    add(
+        "--fresh",
+        action="store_true",
+        help="discard the journal of an interrupted run in the output directory and start from the "
+        "beginning (without --resume or --fresh, a run refuses a folder that holds a journal)",
     )
     add(
         "--on-error",
@@ -435,6 +463,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             gate=args.gate,
             gallery_pairs=args.gallery_pairs,
             resume=args.resume,
+            fresh=args.fresh,
             on_error=args.on_error,
             progress=not args.quiet,
             log=_log,
@@ -603,14 +632,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": _cmd_report,
         "verify-data": _cmd_verify_data,
     }
+    installed, previous = _terminate_like_ctrl_c()
     try:
         return handlers[args.command](args)
     except InputError as exc:
         print(f"evalkit: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("evalkit: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        name, code = ("SIGTERM", EXIT_SIGTERM) if isinstance(exc, Terminated) else ("SIGINT", EXIT_SIGINT)
+        resume = "; resume with the same command plus --resume" if args.command == "run" else ""
+        print(f"evalkit: interrupted ({name}){resume}", file=sys.stderr)
+        return code
     except Exception as exc:
         if args.debug:
             traceback.print_exc()
@@ -620,6 +652,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return EXIT_INTERNAL
+    finally:
+        if installed and previous is not None:  # None: a handler set outside Python, left alone
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ class VerifierSpec:
     input: InputConvention = field(default_factory=InputConvention)
     probabilities_output: str = defaults.VERIFIER_PROBABILITIES
     features_output: str = defaults.VERIFIER_FEATURES
+    feature_size: int = defaults.VERIFIER_FEATURE_DIM  #: values of the features output (2048: googlenet-v3)
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,7 @@ _DATASET_KEYS = ("root", "pairs", "limit")
 _MODEL_KEYS = ("label", "path", "ref_image", "tensors")
 _CONVENTION_KEYS = ("color_order", "mean", "scale")
 _TENSOR_KEYS = ("input_seg_map", "ref_image", "ref_seg_map", "output")
-_VERIFIER_KEYS = ("path", "input", "probabilities_output", "features_output")
+_VERIFIER_KEYS = ("path", "input", "probabilities_output", "features_output", "feature_size")
 _RUNTIME_KEYS = ("device", "inference_precision", "streams", "requests", "reader_threads", "one_hot")
 _METRIC_KEYS = ("ssim_constants", "fid_method", "profile", "reference_model", "bootstrap", "seed")
 _PRECISIONS = ("f32", "f16", "bf16")
@@ -505,6 +506,10 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
         features_output=r.string(
             v.get("features_output", defaults.VERIFIER_FEATURES), "verifier.features_output"
         ),
+        feature_size=r.positive_int(
+            v.get("feature_size", defaults.VERIFIER_FEATURE_DIM), "verifier.feature_size"
+        )
+        or defaults.VERIFIER_FEATURE_DIM,
     )
 
     rt = r.mapping(top.get("runtime"), "runtime", _RUNTIME_KEYS)
@@ -735,6 +740,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             "input": conv(config.verifier.input),
             "probabilities_output": config.verifier.probabilities_output,
             "features_output": config.verifier.features_output,
+            "feature_size": config.verifier.feature_size,
         },
         "runtime": {
             "device": config.runtime.device,

@@ -29,6 +29,12 @@ VERIFIER_PROBABILITIES = "InceptionV3/Predictions/Softmax"
 VERIFIER_FEATURES = "InceptionV3/Logits/AvgPool_1a_8x8/AvgPool"
 VERIFIER_CLASSES = 1001
 VERIFIER_FEATURE_DIM = 2048
+#: The verifier's probabilities output must have at least this many classes (an ImageNet classifier's softmax;
+#: fewer classes means the output named is not the classifier's probabilities, and IS would be meaningless).
+VERIFIER_MIN_CLASSES = 1000
+#: How far from 1 the probabilities of the probe image may sum. A softmax sums to 1 up to rounding (f32:
+#: ~1e-6; bf16/f16 inference precision: ~1e-3); logits miss it by far more.
+VERIFIER_PROBABILITY_TOLERANCE = 1e-2
 
 #: OpenVINO's CPU plugin may otherwise run FP32 models in bf16 and move FID in the third digit.
 INFERENCE_PRECISION = "f32"

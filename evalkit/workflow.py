@@ -15,11 +15,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, is_dataclass, replace
 from pathlib import Path
 
 from evalkit import config as cfg
 from evalkit import defaults
+from evalkit.data.ade20k import PairsFile
 from evalkit.errors import InputError
 from evalkit.execution import pipeline
 from evalkit.execution.inprocess import Executor, InProcessExecutor, OnError
@@ -108,6 +110,7 @@ def evaluate(
     bootstrap: int | None = None,
     progress: Progress | bool | None = None,
     resume: bool = False,
+    fresh: bool = False,
     on_error: OnError = "fail",
     log: Callable[[str], None] | None = None,
     executor: Executor | None = None,
@@ -131,6 +134,10 @@ def evaluate(
         :class:`evalkit.execution.pipeline.Progress`, which receives the events.
     resume
         Continue the journal of an interrupted run (a missing journal starts from the beginning).
+    fresh
+        Discard the journal of an interrupted run and start from the beginning (``--fresh``). With
+        neither ``resume`` nor ``fresh``, a journal in the output folder is refused (never silently
+        deleted).
     on_error
         ``"fail"``: the first bad pair raises; ``"skip"``: recorded with its reason, the run goes on.
     log
@@ -146,7 +153,8 @@ def evaluate(
     Raises
     ------
     InputError
-        Any bad input (one line naming the file, pairs line or key).
+        Any bad input (one line naming the file, pairs line or key); with a journal: another run holding
+        the output folder, or a journal there without ``resume`` or ``fresh``.
     """
     conf = configure(
         config,
@@ -164,6 +172,7 @@ def evaluate(
         conf,
         progress=progress,
         resume=resume,
+        fresh=fresh,
         on_error=on_error,
         log=log,
         executor=executor,
@@ -304,6 +313,7 @@ def run_and_report(
     gate: bool = False,
     gallery_pairs: int = defaults.GALLERY_PAIRS,
     resume: bool = False,
+    fresh: bool = False,
     on_error: OnError = "fail",
     progress: Progress | bool | None = None,
     log: Callable[[str], None] | None = None,
@@ -317,7 +327,9 @@ def run_and_report(
     ``summary.csv``, ``per_sample.csv``, ``report.md``, ``report.html`` and ``results.json`` (last: its
     presence means the reports are complete). Finished pairs are journaled in
     ``output/.evalkit-journal`` during the run, so that ``resume=True`` continues an interrupted one;
-    the journal is removed once the reports are written.
+    the journal is removed once the reports are written. The whole job, reports included, holds the
+    folder's lock (:func:`evalkit.execution.lock.output_lock`, taken after the cheap checks of the
+    inputs): a second run on it is refused at once.
 
     Parameters
     ----------
@@ -334,7 +346,7 @@ def run_and_report(
         (largest mean absolute pixel difference; the largest PSNR drop when the run did not measure every
         pair: a resumed or Dask run) and as
         many random ones, each candidate with its difference image.
-    resume, on_error, progress, log, executor
+    resume, fresh, on_error, progress, log, executor
         As for :func:`evaluate`.
     junit_xml
         With ``gate``: also write the verdicts as JUnit XML to this file (see :func:`write_gate_ci_files`).
@@ -351,13 +363,10 @@ def run_and_report(
     ------
     InputError
         Any bad input (one line naming the file, pairs line or key); the journal is kept for a resume.
-        ``junit_xml`` or ``step_summary`` without ``gate``, or one that cannot be written, is refused
-        before any inference.
+        ``junit_xml`` or ``step_summary`` without ``gate``, or one that cannot be written, another run
+        holding ``output``, or a journal there without ``resume`` or ``fresh``, is refused before any
+        inference.
     """
-    from evalkit.execution.gallery import GalleryKeeper, write_gallery
-    from evalkit.execution.journal import remove_journal
-    from evalkit.fileio import write_text_atomic
-    from evalkit.report import write_reports
 
     for name, value in (("junit_xml", junit_xml), ("step_summary", step_summary)):
         if value is not None and not gate:
@@ -366,6 +375,33 @@ def run_and_report(
     conf = config if isinstance(config, cfg.Config) else cfg.load_config(config)
     folder = _path(output) or conf.output or Path(defaults.OUTPUT)
     conf = replace(conf, output=folder)
+    with ExitStack() as held:  # the pipeline puts the folder's lock here: held until the last report
+        return _run_and_report_locked(
+            conf, folder, gate, gallery_pairs, resume, fresh, on_error, progress, log, executor,
+            junit_xml, step_summary, held,
+        )
+
+
+def _run_and_report_locked(
+    conf: cfg.Config,
+    folder: Path,
+    gate: bool,
+    gallery_pairs: int,
+    resume: bool,
+    fresh: bool,
+    on_error: OnError,
+    progress: Progress | bool | None,
+    log: Callable[[str], None] | None,
+    executor: Executor | None,
+    junit_xml: str | Path | None,
+    step_summary: str | Path | None,
+    held: ExitStack,
+) -> RunOutcome:
+    from evalkit.execution.gallery import GalleryKeeper, write_gallery
+    from evalkit.execution.journal import remove_journal
+    from evalkit.fileio import write_text_atomic
+    from evalkit.report import write_reports
+
     executor = executor or InProcessExecutor()
     keeper = None
     if gallery_pairs > 0 and is_dataclass(executor) and hasattr(executor, "on_image"):
@@ -373,15 +409,31 @@ def run_and_report(
         names = [m.name for m in conf.models]
         keeper = GalleryKeeper(names, conf.reference_model, gallery_pairs, conf.metrics.seed)
         executor = replace(executor, on_image=keeper)  # type: ignore[type-var]
+    read: list[PairsFile] = []
     result = pipeline.run(
-        conf, progress=progress, resume=resume, on_error=on_error, log=log, executor=executor, journal=True
+        conf,
+        progress=progress,
+        resume=resume,
+        fresh=fresh,
+        on_error=on_error,
+        log=log,
+        executor=executor,
+        journal=True,
+        hold_lock=held,
+        on_pairs_file=read.append,  # the gallery's pairs: the file is read once (it may be a pipe)
     )
     gallery = None
     if gallery_pairs > 0:
         compiled_cache = getattr(executor, "compiled_cache", None)
         t_gallery = time.perf_counter()
         gallery = write_gallery(
-            conf, result, folder / "gallery", k=gallery_pairs, keeper=keeper, compiled_cache=compiled_cache
+            conf,
+            result,
+            folder / "gallery",
+            k=gallery_pairs,
+            keeper=keeper,
+            compiled_cache=compiled_cache,
+            pairs=read[0].pairs,
         )
         result = replace(result, timings={**result.timings, "gallery_s": time.perf_counter() - t_gallery})
     gate_path = None
@@ -481,4 +533,6 @@ def run_demo(
         config = replace(config, source=str(source.relative_to(Path.cwd())))
     # evalkit run's default executor, with the same caches (the demo goes the way of a real run)
     executor = make_executor("inprocess", cache_root=_path(cache_dir), log=log)
-    return run_and_report(config, output, progress=progress, log=log, executor=executor)
+    # fresh: a demo interrupted earlier is started again (its journal is a minute of stand-in work, and
+    # demo has no --resume)
+    return run_and_report(config, output, fresh=True, progress=progress, log=log, executor=executor)

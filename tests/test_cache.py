@@ -60,6 +60,10 @@ def uncached(config: cfg.Config) -> list[PairRecord]:
     return records_of(InProcessExecutor(), config)
 
 
+#: Images a run feeds the verifier besides the pairs: the probe of runtime.verifier.probe_verifier.
+PROBES = 1
+
+
 @pytest.fixture
 def verifier_feeds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the images fed to the verifier (ground truths and generated images alike)."""
@@ -81,12 +85,13 @@ def test_cold_then_warm_counts_and_no_ground_truth_inference(
     cache = FeatureCache(tmp_path / "cache")
     cold = records_of(make(cache=cache), config)
     assert (cache.stats.hits, cache.stats.misses, cache.stats.writes) == (0, N_PAIRS, N_PAIRS)
-    assert len(verifier_feeds) == 3 * N_PAIRS  # two generated images and the ground truth per pair
+    # two generated images and the ground truth per pair, and the grey probe image checked at load
+    assert len(verifier_feeds) == 3 * N_PAIRS + PROBES
     verifier_feeds.clear()
     warm_cache = FeatureCache(tmp_path / "cache")  # a second run: a new process would see the same
     warm = records_of(make(cache=warm_cache), config)
     assert (warm_cache.stats.hits, warm_cache.stats.misses, warm_cache.stats.writes) == (N_PAIRS, 0, 0)
-    assert len(verifier_feeds) == 2 * N_PAIRS  # no ground truth went through the verifier
+    assert len(verifier_feeds) == 2 * N_PAIRS + PROBES  # no ground truth went through the verifier
     assert same(cold, uncached) and same(warm, uncached)  # identical numbers with and without the cache
 
 

@@ -276,8 +276,8 @@ def test_check_accepts_every_run_option_but_lists_only_those_it_uses(
         assert used in text, used
     unused = [
         "--metrics", "--bootstrap", "--gallery-pairs", "--save-images", "--executor", "--scheduler",
-        "--workers", "--shard-size", "--resume", "--on-error", "--no-cache", "--cache-dir", "--quiet",
-        "--gate", "--junit-xml",
+        "--workers", "--shard-size", "--resume", "--fresh", "--on-error", "--no-cache", "--cache-dir",
+        "--quiet", "--gate", "--junit-xml",
     ]  # fmt: skip
     for option in unused:
         assert option not in text, option

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
 from pathlib import Path
 
 import pytest
 
-from evalkit.data.ade20k import Pair, pair_files, read_pairs
+from evalkit.data.ade20k import Pair, pair_files, read_pairs, read_pairs_file
 from evalkit.errors import InputError
 
 
@@ -83,3 +86,32 @@ def test_missing_and_non_utf8(tmp_path: Path) -> None:
         read_pairs(tmp_path / "nope.txt")
     with pytest.raises(InputError, match="not UTF-8"):
         read_pairs(write(tmp_path, b"ADE_val_\xff.jpg,ADE_train_1.jpg\n"))
+
+
+def test_pairs_file_record_hashes_the_bytes_parsed(tmp_path: Path) -> None:
+    data = b"\xef\xbb\xbfa.jpg,b.jpg\r\n\r\nc.jpg,d.jpg,x\n"
+    path = tmp_path / "pairs.txt"
+    path.write_bytes(data)
+    record = read_pairs_file(path, limit=1)
+    # the hash covers every byte read (the whole file), also when limit keeps fewer pairs
+    assert record.sha256 == hashlib.sha256(data).hexdigest()
+    assert record.n_lines == 3 and [p.val_id for p in record.pairs] == ["a"]
+    assert read_pairs(path) == list(read_pairs_file(path).pairs)
+
+
+def test_a_named_pipe_is_read_once_and_hashed(tmp_path: Path) -> None:
+    data = "".join(f"v{i}.jpg,e{i}.jpg\n" for i in range(50)).encode()
+    fifo = tmp_path / "pairs.fifo"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with open(fifo, "wb") as fh:  # blocks until the reader opens the pipe
+            for i in range(0, len(data), 64):  # in pieces, as a slow producer would
+                fh.write(data[i : i + 64])
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    record = read_pairs_file(fifo)
+    writer.join(timeout=10)
+    assert record.sha256 == hashlib.sha256(data).hexdigest()
+    assert len(record.pairs) == 50 and record.pairs[-1].val_id == "v49"

@@ -12,6 +12,7 @@ for each pairs-file line ``X.jpg,Y.jpg[,...]``. Only fields 1 and 2 are read.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,16 +55,42 @@ def _parse_name(field_text: str, where: str, what: str) -> str:
     return name[: -len(".jpg")]
 
 
-def read_pairs(path: str | Path, *, limit: int | None = None) -> list[Pair]:
-    """Parse a CoCosNet pairs file (``ade20k_ref_test.txt``) into :class:`Pair` records.
+@dataclass(frozen=True)
+class PairsFile:
+    """A pairs file as read once: its pairs and the identity of the very bytes they were parsed from.
+
+    A pipe or a process substitution (``<(...)``) can be read only once, and a file can change between two
+    reads; so a run reads the pairs file once and records ``sha256`` of the bytes it parsed, never of a
+    second read.
+    """
+
+    path: Path  #: as given (``/dev/fd/63`` for a process substitution)
+    pairs: tuple[Pair, ...]  #: the pairs kept (the first ``limit`` when a limit was given)
+    sha256: str  #: hex SHA-256 of every byte read (the whole file, also when ``limit`` keeps fewer pairs)
+    n_lines: int  #: lines in the file, blank ones included
+
+
+def read_pairs_file(path: str | Path, *, limit: int | None = None) -> PairsFile:
+    """Read a CoCosNet pairs file (``ade20k_ref_test.txt``) once: its :class:`Pair` records and hash.
 
     Parameters
     ----------
     path
         The pairs file: UTF-8 (an optional BOM is tolerated), one pair per line,
         comma-separated, field 1 = validation image, field 2 = exemplar; further fields are ignored.
+        A named pipe or ``/dev/fd/N`` works: the file is read exactly once.
     limit
         Keep only the first ``limit`` pairs.
+
+    Returns
+    -------
+    PairsFile
+        The pairs, the SHA-256 of the bytes read and the number of lines.
+
+    Raises
+    ------
+    InputError
+        When the file cannot be read, is not UTF-8, has a malformed line or no pair (one line naming it).
 
     Notes
     -----
@@ -73,16 +100,20 @@ def read_pairs(path: str | Path, *, limit: int | None = None) -> list[Pair]:
     """
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        with open(path, "rb") as stream:  # one read: a pipe has no second one
+            data = stream.read()
     except FileNotFoundError:
         raise InputError(f"{path}: pairs file not found") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: pairs file is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read pairs file: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: pairs file is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    lines = text.splitlines()
     pairs: list[Pair] = []
     seen: dict[str, int] = {}
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{path}:{line_no}"
@@ -99,7 +130,21 @@ def read_pairs(path: str | Path, *, limit: int | None = None) -> list[Pair]:
             break
     if not pairs:
         raise InputError(f"{path}: pairs file has no pairs")
-    return pairs
+    digest = hashlib.sha256(data).hexdigest()
+    return PairsFile(path=path, pairs=tuple(pairs), sha256=digest, n_lines=len(lines))
+
+
+def read_pairs(path: str | Path, *, limit: int | None = None) -> list[Pair]:
+    """Parse a CoCosNet pairs file into :class:`Pair` records (:func:`read_pairs_file` without the hash).
+
+    Parameters
+    ----------
+    path
+        The pairs file (see :func:`read_pairs_file`).
+    limit
+        Keep only the first ``limit`` pairs.
+    """
+    return list(read_pairs_file(path, limit=limit).pairs)
 
 
 def pair_files(root: Path, pair: Pair) -> PairFiles:

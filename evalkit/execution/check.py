@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from evalkit import config as cfg
-from evalkit.data.ade20k import Pair, check_root, read_pair, read_pairs
+from evalkit.data.ade20k import Pair, PairsFile, check_root, read_pair, read_pairs_file
 from evalkit.errors import InputError
 from evalkit.runtime.core import make_core
 from evalkit.runtime.translator import read_translator_model
-from evalkit.runtime.verifier import read_verifier_model
+from evalkit.runtime.verifier import load_verifier
 
 
 @dataclass(frozen=True)
@@ -62,12 +62,20 @@ def _failure(step: Callable[..., Any], *args: Any, **kwargs: Any) -> Iterator[st
         yield str(exc)
 
 
-def pre_run_problems(config: cfg.Config, *, output: Path | None) -> Iterator[str]:
+def pre_run_problems(
+    config: cfg.Config,
+    *,
+    output: Path | None,
+    on_pairs_file: Callable[[PairsFile], None] | None = None,
+) -> Iterator[str]:
     """Yield the problems of a run's inputs that are checked before inference, one line each, in order.
 
     Data root, pairs file, ``output`` (created if missing; ``None``: not checked), each translation model
-    and the verifier (read, not compiled: files, inputs and outputs). Lazy: a caller that stops at the
-    first problem pays for no later check.
+    and the verifier (read, compiled and probed: files, inputs, output sizes, a probability vector; see
+    :func:`evalkit.runtime.verifier.probe_verifier`). Lazy: a caller that stops at the
+    first problem pays for no later check. The pairs file is read once, here: ``on_pairs_file`` receives
+    it as parsed (pairs and the hash of the bytes read), so that no caller reads it again (a pipe cannot
+    be read twice, and a file can change between two reads).
 
     Raises
     ------
@@ -77,27 +85,43 @@ def pre_run_problems(config: cfg.Config, *, output: Path | None) -> Iterator[str
     cfg.require_complete(config)
     assert config.dataset.root is not None and config.dataset.pairs is not None
     yield from _failure(check_root, config.dataset.root)
-    yield from _failure(read_pairs, config.dataset.pairs, limit=config.dataset.limit)
+    try:
+        pairs_file = read_pairs_file(config.dataset.pairs, limit=config.dataset.limit)
+    except InputError as exc:
+        yield str(exc)
+    else:
+        if on_pairs_file is not None:
+            on_pairs_file(pairs_file)
     problem = output_problem(output)
     if problem:
         yield problem
     core = make_core()
     for spec in config.models:
         yield from _failure(read_translator_model, core, spec)
-    yield from _failure(read_verifier_model, core, config.verifier)
+    # Compiled and probed once (one inference on a grey image): a logits output or swapped outputs show
+    # only in the values, and no IS/FID may come from such a verifier.
+    yield from _failure(load_verifier, core, config.verifier, config.runtime)
 
 
-def require_runnable(config: cfg.Config, *, output: Path | None) -> None:
+def require_runnable(config: cfg.Config, *, output: Path | None) -> PairsFile:
     """Raise the first problem :func:`pre_run_problems` finds (what ``run`` does before inference).
+
+    Returns
+    -------
+    PairsFile
+        The pairs file as read by the checks (the one read a run makes of it).
 
     Raises
     ------
     InputError
         The first problem, one line naming the file or key.
     """
-    problem = next(pre_run_problems(config, output=output), None)
+    read: list[PairsFile] = []
+    problem = next(pre_run_problems(config, output=output, on_pairs_file=read.append), None)
     if problem is not None:
         raise InputError(problem)
+    (pairs_file,) = read
+    return pairs_file
 
 
 def check(
@@ -114,14 +138,15 @@ def check(
     InputError
         Only when the config lacks a path a run needs.
     """
-    problems = list(pre_run_problems(config, output=config.output))
-    root, pairs_file = config.dataset.root, config.dataset.pairs
-    assert root is not None and pairs_file is not None
+    read: list[PairsFile] = []
+    problems = list(pre_run_problems(config, output=config.output, on_pairs_file=read.append))
+    root = config.dataset.root
+    assert root is not None
     try:
         check_root(root)
-        pairs = read_pairs(pairs_file, limit=config.dataset.limit)
-    except InputError:  # listed above; without a data root and a pairs file no pair can be checked
-        pairs = []
+    except InputError:  # listed above; without a data root no pair can be checked
+        read.clear()
+    pairs = list(read[0].pairs) if read else []  # none when the pairs file is unusable (listed above)
 
     def pair_problem(pair: Pair) -> str | None:
         try:

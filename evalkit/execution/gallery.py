@@ -269,21 +269,24 @@ def write_gallery(
     *,
     keeper: GalleryKeeper | None = None,
     compiled_cache: Path | None = None,
+    pairs: Sequence[Pair] | None = None,
 ) -> Path:
     """Write the chosen pairs' images, their difference images and ``gallery.json`` into ``directory``.
 
     The generated images and the differences that pick the worst pairs come from ``keeper`` (kept during
     the run); a chosen pair it does not have is translated again (the models are compiled once, only then,
     with ``compiled_cache``), and its difference images are made from those, which are the same images.
+    ``pairs``: the run's pairs as it read them (see :func:`evalkit.execution.pipeline.run`'s
+    ``on_pairs_file``); ``None`` reads the pairs file, which a pipe cannot give a second time.
     """
     assert config.dataset.root is not None and config.dataset.pairs is not None
     root = config.dataset.root
     differences = keeper.differences() if keeper is not None else None
     rule = worst_by(result, differences)
     choices = choose_pairs(result, k=k, seed=config.metrics.seed, differences=differences)
-    by_id: dict[str, Pair] = {
-        p.val_id: p for p in read_pairs(config.dataset.pairs, limit=config.dataset.limit)
-    }
+    if pairs is None:
+        pairs = read_pairs(config.dataset.pairs, limit=config.dataset.limit)
+    by_id: dict[str, Pair] = {p.val_id: p for p in pairs}
     directory.mkdir(parents=True, exist_ok=True)
     translators: list[Translator] = []
 

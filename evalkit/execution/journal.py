@@ -157,7 +157,7 @@ class Journal:
     # ------------------------------------------------------------------------------------- reading
 
     def exists(self) -> bool:
-        return (self.dir / "meta.json").is_file()
+        return journal_exists(self.dir.parent)
 
     def resume(self) -> list[PairRecord]:
         """Read the valid records of an existing journal and prepare to append after them.
@@ -241,6 +241,11 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
                 return sub
         return None
     return None if a == b else (path or "fingerprint")
+
+
+def journal_exists(output: Path) -> bool:
+    """True when ``output`` holds a journal (of a run that did not finish: a finished one removes it)."""
+    return (output / JOURNAL_DIR / "meta.json").is_file()
 
 
 def remove_journal(output: Path) -> None:

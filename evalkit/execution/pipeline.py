@@ -10,6 +10,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -18,12 +19,12 @@ import numpy as np
 
 from evalkit import __version__
 from evalkit import config as cfg
-from evalkit.data.ade20k import read_pairs
+from evalkit.data.ade20k import PairsFile
 from evalkit.errors import InputError
 from evalkit.execution.check import require_runnable
 from evalkit.execution.inprocess import Executor, InProcessExecutor, OnError, step_names
-from evalkit.execution.journal import Journal, PairRecord
-from evalkit.fileio import sha256_file
+from evalkit.execution.journal import Journal, PairRecord, journal_exists, remove_journal
+from evalkit.execution.lock import output_lock
 from evalkit.results import (
     DatasetInfo,
     ModelResult,
@@ -199,41 +200,82 @@ def run(
     progress: Progress | bool | None = None,
     *,
     resume: bool = False,
+    fresh: bool = False,
     on_error: OnError = "fail",
     log: Callable[[str], None] | None = None,
     executor: Executor | None = None,
     journal: bool = True,
+    on_pairs_file: Callable[[PairsFile], None] | None = None,
+    hold_lock: ExitStack | None = None,
 ) -> RunResult:
     """Evaluate every model of a complete, validated config (the engine of every entry point).
 
     Before any inference, the checks of :func:`evalkit.execution.check.pre_run_problems` run (data root,
     pairs file, output folder when journaling, models, verifier), whichever executor runs; the first
-    problem ends the run. With ``journal`` and ``config.output`` set, finished pairs are journaled to
-    ``OUTPUT/.evalkit-journal`` as they complete, and ``resume=True`` continues the journal of an
-    interrupted run. ``on_error="skip"`` records a bad pair with its reason and goes on; the default ends
-    the run at the first bad pair (the journal is kept, so a resume goes on once the input is fixed).
+    problem ends the run. With ``journal`` and ``config.output`` set, the run holds the output folder's
+    lock (:func:`evalkit.execution.lock.output_lock`: one writer per folder) and finished pairs are
+    journaled to ``OUTPUT/.evalkit-journal`` as they complete; ``resume=True`` continues the journal of an
+    interrupted run, ``fresh=True`` discards it, and a journal found with neither is refused (never
+    silently deleted). ``on_error="skip"`` records a bad pair with its reason and goes on; the default
+    ends the run at the first bad pair (the journal is kept, so a resume goes on once the input is fixed).
     ``progress``: see :func:`progress_display` (``True``: the command line's display on stderr; off by
-    default).
+    default). The pairs file is read once, by the checks; ``results.json``'s ``pairs_sha256`` and the
+    journal's fingerprint are the hash of the bytes parsed, and ``on_pairs_file`` receives the record
+    (pairs + hash) for a caller that needs the pairs again (the gallery), so nothing reads the file twice.
+    ``hold_lock``: the output folder's lock goes into this stack, so that the caller keeps the folder
+    until it closes the stack (its reports written); by default it is released on return.
 
     Raises
     ------
     InputError
-        For any bad input found before or during the run (one line naming the file or key).
+        For any bad input found before or during the run (one line naming the file or key); another run
+        holding the output folder; a journal in it without ``resume`` or ``fresh``.
     """
+    if resume and fresh:
+        raise InputError("--resume and --fresh: choose one (continue the journal, or discard it)")
     journal_dir = config.output if journal else None
     t0 = time.perf_counter()
-    require_runnable(config, output=journal_dir)
-    display = progress_display(progress)
+    pairs_file = require_runnable(config, output=journal_dir)  # the one read of the pairs file
+    if on_pairs_file is not None:
+        on_pairs_file(pairs_file)
     log = log or (lambda message: None)
+    if journal_dir is None:
+        return _run(config, pairs_file, progress, resume, on_error, log, executor, None, t0)
+    with ExitStack() as own:  # taken after the cheap checks: a bad data root creates no folder
+        (hold_lock or own).enter_context(output_lock(journal_dir))
+        if not resume and journal_exists(journal_dir):
+            if not fresh:
+                raise InputError(
+                    f"{journal_dir}: holds the journal of an unfinished run; pass --resume to continue it "
+                    "or --fresh to discard it"
+                )
+            remove_journal(journal_dir)
+            log(f"discarded the journal of an unfinished run in {journal_dir} (--fresh)")
+        return _run(config, pairs_file, progress, resume, on_error, log, executor, journal_dir, t0)
+
+
+def _run(
+    config: cfg.Config,
+    pairs_file: PairsFile,
+    progress: Progress | bool | None,
+    resume: bool,
+    on_error: OnError,
+    log: Callable[[str], None],
+    executor: Executor | None,
+    journal_dir: Path | None,
+    t0: float,
+) -> RunResult:
+    # run()'s work once the checks are done and the output folder (if any) is held
+    display = progress_display(progress)
     root, pairs_path = config.dataset.root, config.dataset.pairs
     assert root is not None and pairs_path is not None and config.verifier.path is not None
-    pairs = read_pairs(pairs_path, limit=config.dataset.limit)
+    pairs = pairs_file.pairs
     if len(pairs) < MIN_PAIRS:  # known before any inference: say so now, not after the run
         raise InputError(f"{pairs_path}: FID needs at least {MIN_PAIRS} pairs, the run lists {len(pairs)}")
     names = [m.name for m in config.models]
     model_hashes = {m.name: model_sha256(m.path) for m in config.models if m.path is not None}
     verifier_sha256 = model_sha256(config.verifier.path)
-    pairs_sha256 = sha256_file(pairs_path)
+    pairs_sha256 = pairs_file.sha256  # of the bytes parsed, not of a second read
 
     pair_journal = None
     records: list[PairRecord] = []
