@@ -480,10 +480,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from evalkit.config import apply_overrides, load_config
-    from evalkit.execution.check import check
+    from evalkit.execution.check import check, run_outputs
 
     config = apply_overrides(load_config(args.config), _overrides(args))
-    report = check(config)
+    outputs = run_outputs(
+        config.output,
+        save_images=args.save_images,
+        cache_root=args.cache_dir,
+        use_cache=not args.no_cache,
+        gallery=args.gallery_pairs > 0,
+    )
+    report = check(config, outputs=outputs)
     for problem in report.problems:
         print(f"evalkit: error: {problem}", file=sys.stderr)
     if not report.ok:

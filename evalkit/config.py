@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
@@ -76,11 +77,13 @@ class VerifierSpec:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Where the ADE20k tree and the pairs file are; ``limit`` keeps the first N pairs."""
+    """Where the ADE20k tree and the pairs file are; ``limit`` keeps the first N pairs; an image declaring
+    more than ``max_pixels`` pixels is refused before it is decoded."""
 
     root: Path | None = None
     pairs: Path | None = None
     limit: int | None = None
+    max_pixels: int = defaults.MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -256,7 +259,7 @@ class Config:
 DEFAULT_OUTPUT = defaults.OUTPUT
 
 _TOP_KEYS = ("dataset", "models", "verifier", "runtime", "metrics", "output", "gate", "published")
-_DATASET_KEYS = ("root", "pairs", "limit")
+_DATASET_KEYS = ("root", "pairs", "limit", "max_pixels")
 _MODEL_KEYS = ("label", "path", "ref_image", "tensors")
 _CONVENTION_KEYS = ("color_order", "mean", "scale")
 _TENSOR_KEYS = ("input_seg_map", "ref_image", "ref_seg_map", "output")
@@ -264,6 +267,21 @@ _VERIFIER_KEYS = ("path", "input", "probabilities_output", "features_output", "f
 _RUNTIME_KEYS = ("device", "inference_precision", "streams", "requests", "reader_threads", "one_hot")
 _METRIC_KEYS = ("ssim_constants", "fid_method", "profile", "reference_model", "bootstrap", "seed")
 _PRECISIONS = ("f32", "f16", "bf16")
+
+
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel = 3
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = defaults.ERROR_VALUE_CHARS
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` cut to a bound: an error message stays one short line whatever the file holds.
+
+    :mod:`reprlib` stops at a few items per level, so a huge (alias-shared) value is never rendered whole.
+    """
+    limit = defaults.ERROR_VALUE_CHARS
+    text = _SHORT_REPR.repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 class _Reader:
@@ -302,26 +320,28 @@ class _Reader:
     def magnitude(self, value: Any, key: str) -> float:
         """A finite number >= 0 (an allowance)."""
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise self.fail(key, f"expected a number >= 0, got {value!r}")
+            raise self.fail(key, f"expected a number >= 0, got {_shown(value)}")
         if value < 0:
-            raise self.fail(key, f"expected a number >= 0, got {value!r} (an allowance is a magnitude)")
+            raise self.fail(key, f"expected a number >= 0, got {_shown(value)} (an allowance is a magnitude)")
         return float(value)
 
     def string(self, value: Any, key: str) -> str:
         if not isinstance(value, str) or not value:
-            raise self.fail(key, f"expected a non-empty string, got {value!r}")
+            raise self.fail(key, f"expected a non-empty string, got {_shown(value)}")
         return value
 
     def number(self, value: Any, key: str, *, nonzero: bool = False) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(key, f"expected a number, got {value!r}")
+            raise self.fail(key, f"expected a number, got {_shown(value)}")
+        if not math.isfinite(value):  # YAML reads .nan and .inf as floats
+            raise self.fail(key, f"expected a finite number, got {_shown(value)}")
         if nonzero and value == 0:
             raise self.fail(key, "must not be 0")
         return float(value)
 
     def choice(self, value: Any, key: str, choices: tuple[str, ...]) -> str:
         if value not in choices:
-            raise self.fail(key, f"expected one of {', '.join(choices)}, got {value!r}")
+            raise self.fail(key, f"expected one of {', '.join(choices)}, got {_shown(value)}")
         return value
 
     def path(self, value: Any, key: str) -> Path | None:
@@ -331,14 +351,14 @@ class _Reader:
 
     def non_negative_int(self, value: Any, key: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self.fail(key, f"expected an integer >= 0, got {value!r}")
+            raise self.fail(key, f"expected an integer >= 0, got {_shown(value)}")
         return value
 
     def positive_int(self, value: Any, key: str) -> int | None:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise self.fail(key, f"expected a positive integer or null, got {value!r}")
+            raise self.fail(key, f"expected a positive integer or null, got {_shown(value)}")
         return value
 
 
@@ -390,7 +410,7 @@ def parse_gate_config(raw: Any, source: str = "<config>") -> GateSpec:
             allowances.pop(metric, None)
             continue
         if not isinstance(value, Mapping):
-            raise r.fail(key, f"expected a mapping with 'abs' and/or 'rel', or null; got {value!r}")
+            raise r.fail(key, f"expected a mapping with 'abs' and/or 'rel', or null; got {_shown(value)}")
         for k in value:
             if k not in _ALLOWANCE_KEYS:
                 raise r.unknown(f"{key}.{k}", k, _ALLOWANCE_KEYS, "allowance key")
@@ -435,21 +455,21 @@ def parse_published(raw: Any, source: str = "<config>") -> PublishedTable:
         if not isinstance(model, str) or not model:
             raise r.fail(key, "model names are non-empty strings")
         if not isinstance(figures, Mapping) or not figures:
-            raise r.fail(key, f"expected a mapping of metric -> figure, got {figures!r}")
+            raise r.fail(key, f"expected a mapping of metric -> figure, got {_shown(figures)}")
         values: dict[str, PublishedValue] = {}
         for metric, figure in figures.items():
             mkey = f"{key}.{metric}"
             if not isinstance(metric, str) or metric not in METRICS_BY_KEY:
                 raise r.unknown(mkey, metric, tuple(METRICS_BY_KEY), "metric")
             if isinstance(figure, bool) or not isinstance(figure, int | float | str):
-                raise r.fail(mkey, f"expected a number, got {figure!r}")
+                raise r.fail(mkey, f"expected a number, got {_shown(figure)}")
             try:
                 number = float(figure)
                 decimals = _printed_decimals(figure)
             except (ValueError, InvalidOperation):
-                raise r.fail(mkey, f"expected a number, got {figure!r}") from None
+                raise r.fail(mkey, f"expected a number, got {_shown(figure)}") from None
             if not math.isfinite(number):
-                raise r.fail(mkey, f"expected a finite number, got {figure!r}")
+                raise r.fail(mkey, f"expected a finite number, got {_shown(figure)}")
             values[metric] = PublishedValue(number, decimals, str(figure))
         models[model] = MappingProxyType(values)
     return PublishedTable(models=MappingProxyType(models), source=source)
@@ -473,6 +493,7 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
         root=r.path(ds.get("root"), "dataset.root"),
         pairs=r.path(ds.get("pairs"), "dataset.pairs"),
         limit=r.positive_int(ds.get("limit"), "dataset.limit"),
+        max_pixels=r.positive_int(ds.get("max_pixels"), "dataset.max_pixels") or defaults.MAX_PIXELS,
     )
 
     raw_models = top.get("models")
@@ -583,6 +604,52 @@ def bundled_config(name: str) -> Path:
     return candidate
 
 
+class _YamlTooLarge(Exception):
+    """A YAML document past :data:`evalkit.defaults`'s YAML bounds (the message says which)."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a document whose aliases expand past a bound or that nests too deep.
+
+    An alias is composed as a reference to its anchor's node, but everything that walks the value later (a
+    repr, a JSON dump of the config) expands it: nine levels of ten aliases are a billion nodes. The
+    composer is recursive, so deep nesting would end in a RecursionError instead of a one-line error.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+        self._nodes = 0  # nodes of the document with every alias expanded
+        self._sizes: dict[int, int] = {}  # id(node) -> its expanded node count, for the aliases to it
+
+    def _refuse(self, problem: str) -> _YamlTooLarge:
+        mark = self.peek_event().start_mark
+        return _YamlTooLarge(f"{mark.line + 1}: {problem}")
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > defaults.YAML_MAX_ALIASES:
+                raise self._refuse(f"more than {defaults.YAML_MAX_ALIASES} YAML aliases")
+            node = super().compose_node(parent, index)
+            self._nodes += self._sizes.get(id(node), 1)
+        else:
+            self._depth += 1
+            if self._depth > defaults.YAML_MAX_DEPTH:
+                raise self._refuse(f"YAML nesting deeper than {defaults.YAML_MAX_DEPTH} levels")
+            before = self._nodes
+            try:
+                node = super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+            self._nodes += 1
+            self._sizes[id(node)] = self._nodes - before
+        if self._nodes > defaults.YAML_MAX_NODES:
+            raise self._refuse(f"YAML aliases expand past {defaults.YAML_MAX_NODES} nodes")
+        return node
+
+
 def _read_yaml(path: Path, what: str) -> Any:
     """The YAML document of ``path``; one-line errors naming the file (and the line of a syntax error)."""
     try:
@@ -591,13 +658,18 @@ def _read_yaml(path: Path, what: str) -> Any:
         raise InputError(f"{path}: {what} file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read {what}: {exc}") from None
+    loader = _BoundedLoader(text)
     try:
-        return yaml.safe_load(text)
+        return loader.get_single_data()
+    except _YamlTooLarge as exc:
+        raise InputError(f"{path}:{exc} (refused: a {what} is small and shallow)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InputError(f"{path}{where}: invalid YAML: {problem}") from None
+    finally:
+        loader.dispose()
 
 
 def load_config(path: str | Path) -> Config:
@@ -669,6 +741,7 @@ def apply_overrides(config: Config, overrides: Overrides) -> Config:
         root=overrides.data_root if overrides.data_root is not None else ds.root,
         pairs=overrides.pairs if overrides.pairs is not None else ds.pairs,
         limit=overrides.limit if overrides.limit is not None else ds.limit,
+        max_pixels=ds.max_pixels,
     )
     verifier = config.verifier
     if overrides.verifier is not None:
@@ -725,6 +798,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             "root": p(config.dataset.root),
             "pairs": p(config.dataset.pairs),
             "limit": config.dataset.limit,
+            "max_pixels": config.dataset.max_pixels,
         },
         "models": {
             m.name: {

@@ -44,6 +44,17 @@ DEVICE = "CPU"
 
 #: ``output``: where reports go when neither the config nor ``--output`` says (relative to the cwd).
 OUTPUT = "reports/evalkit"
+#: ``dataset.max_pixels``: the most pixels (width x height) an image of a pair may declare; a larger one is
+#: refused from its header, before it is decoded (a 60000 x 60000 PNG header would otherwise ask for ~10 GB).
+#: ADE20k's largest validation image is ~2 Mpx, far below it; 40 Mpx of RGB is ~120 MB decoded.
+MAX_PIXELS = 40_000_000
+#: YAML files (configs, gate files) are refused past these bounds instead of expanding aliases without end
+#: ("billion laughs") or recursing past Python's stack: configs are small and shallow.
+YAML_MAX_ALIASES = 100
+YAML_MAX_NODES = 100_000
+YAML_MAX_DEPTH = 50
+#: An offending value is quoted in an error message up to this many characters (the message stays one line).
+ERROR_VALUE_CHARS = 80
 #: ``runtime.reader_threads``: threads reading and preprocessing pairs ahead of inference.
 READER_THREADS = 2
 #: ``runtime.one_hot``: label maps expanded to one-hot inside the model graph ("graph") or by NumPy.

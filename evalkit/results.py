@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,7 +100,9 @@ class SampleScores:
                 raise ValueError(f"sample {d.get('pair_id', '?')!r} has no {m.key!r}")
             if m.key in d:
                 # null is an infinite value for a finite-mean metric (PSNR of an identical image)
-                values[m.key] = _float(d[m.key], none=math.inf if m.finite_mean else math.nan)
+                values[m.key] = _float(
+                    d[m.key], none=math.inf if m.finite_mean else math.nan, key=f"samples[].{m.key}"
+                )
         return cls(pair_id=d["pair_id"], values=values)
 
 
@@ -142,7 +145,7 @@ class ModelMetrics:
         extended = all(m.key in d for m in metrics_of("extended"))
         values: dict[str, float] = {}
         for key in result_keys(extended):
-            values[key] = int(d[key]) if _is_count(key) else _float(d[key])
+            values[key] = int(d[key]) if _is_count(key) else _float(d[key], key=f"metrics.{key}")
         return cls(values=values)
 
 
@@ -401,8 +404,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _float(x: float | None, none: float = math.nan) -> float:
-    return none if x is None else float(x)
+def _float(x: float | None, none: float = math.nan, key: str = "a value") -> float:
+    if x is None:
+        return none
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        raise TypeError(f"{key}: expected a number or null, got {x!r}")
+    return float(x)
+
+
+class _NonFiniteConstant(ValueError):
+    """A bare ``NaN``/``Infinity`` in a results file: Python's json accepts them, strict JSON does not."""
+
+
+def _refuse_constant(name: str) -> float:
+    raise _NonFiniteConstant(name)
 
 
 def save_results(result: RunResult, path: Path) -> None:
@@ -419,12 +434,22 @@ def load_results(path: Path) -> RunResult:
         The file is missing, not JSON, of another ``schema_version``, or not an evalkit results file.
     """
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        data = json.loads(text, parse_constant=_refuse_constant)
         if not isinstance(data, Mapping):
             raise TypeError("top level")
         return RunResult.from_dict(data, source=str(path))
     except FileNotFoundError:
         raise InputError(f"{path}: results file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder; give a results.json") from None
+    except _NonFiniteConstant as exc:
+        bare = re.search(rf"[:\[,]\s*{re.escape(str(exc))}", text)
+        line = f":{text.count(chr(10), 0, bare.start()) + 1}" if bare else ""
+        raise InputError(
+            f"{path}{line}: not strict JSON: {exc} is not a number "
+            "(evalkit writes null for an undefined value)"
+        ) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
     except KeyError as exc:

@@ -24,6 +24,7 @@ from evalkit import defaults
 from evalkit.data.ade20k import PairsFile
 from evalkit.errors import InputError
 from evalkit.execution import pipeline
+from evalkit.execution.check import GALLERY_FOLDER, GALLERY_KEY, executor_outputs
 from evalkit.execution.inprocess import Executor, InProcessExecutor, OnError
 from evalkit.execution.pipeline import Progress
 from evalkit.results import GateReport, RunResult
@@ -421,6 +422,10 @@ def _run_and_report_locked(
         journal=True,
         hold_lock=held,
         on_pairs_file=read.append,  # the gallery's pairs: the file is read once (it may be a pipe)
+        outputs={
+            **executor_outputs(executor),
+            GALLERY_KEY: folder / GALLERY_FOLDER if gallery_pairs > 0 else None,
+        },
     )
     gallery = None
     if gallery_pairs > 0:
@@ -429,7 +434,7 @@ def _run_and_report_locked(
         gallery = write_gallery(
             conf,
             result,
-            folder / "gallery",
+            folder / GALLERY_FOLDER,
             k=gallery_pairs,
             keeper=keeper,
             compiled_cache=compiled_cache,

@@ -248,3 +248,111 @@ def test_check_passes_on_good_input(standins, data, tmp_path: Path) -> None:
     )  # fmt: skip
     report = check(config)
     assert report.ok and report.n_pairs == 4 and report.n_models == 2
+
+
+@pytest.mark.parametrize("kind", ["directory", "FIFO"])
+@pytest.mark.parametrize("which", ["exemplar image", "label map"])
+def test_directory_or_fifo_where_an_image_should_be(standins, data, tmp_path: Path, kind, which) -> None:
+    import os
+
+    root, pairs = data
+    if which == "exemplar image":
+        path, line = root / "images" / "training" / exemplar_of_line(pairs, 2), 2
+    else:
+        path, line = root / "annotations" / "validation" / "ADE_val_00000001.png", 1
+    path.unlink()
+    path.mkdir() if kind == "directory" else os.mkfifo(path)  # a FIFO opened for reading would hang
+    article = "an" if which[0] == "e" else "a"
+    assert error_of(standins, data, tmp_path) == (
+        f"{path}: is a {kind}, not {article} {which} file (pairs line {line})"
+    )
+
+
+def test_file_where_the_output_folder_should_be(standins, data, tmp_path: Path) -> None:
+    blocker = tmp_path / "out"
+    blocker.write_text("")
+    with pytest.raises(InputError) as info:
+        run(standins, data, tmp_path)
+    assert str(info.value) == f"{blocker}: output directory is a file, not a folder"
+
+
+def test_truncated_model_weights_keep_openvinos_line(standins, data, tmp_path: Path) -> None:
+    model = tmp_path / "m.xml"
+    shutil.copy(standins.original, model)
+    (tmp_path / "m.bin").write_bytes(standins.original.with_suffix(".bin").read_bytes()[:10])
+    assert error_of(standins, data, tmp_path, models={"original": model}) == (
+        f"{model}: cannot read translation (original) model: Incorrect weights in bin file!"
+    )
+
+
+def test_non_utf8_pairs_file_names_its_line(standins, data, tmp_path: Path) -> None:
+    _, pairs = data
+    lines = pairs.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b"ADE_train_", b"ADE_train_\xe9")
+    pairs.write_bytes(b"".join(lines))
+    message = error_of(standins, data, tmp_path)
+    assert message.startswith(f"{pairs}:3: pairs file is not UTF-8 (invalid continuation byte at byte ")
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_non_finite_number_in_config(tmp_path: Path, value: str) -> None:
+    config = tmp_path / "c.yaml"
+    text = bundled_config("demo.yaml").read_text()
+    config.write_text(text.replace("mean: 127.5, scale: 127.5", f"mean: {value}, scale: 127.5"))
+    with pytest.raises(InputError) as info:
+        load_config(config)
+    shown = {".nan": "nan", ".inf": "inf", "-.inf": "-inf"}[value]
+    assert str(info.value) == (
+        f"{config}: key 'models.original.ref_image.mean': expected a finite number, got {shown}"
+    )
+
+
+
+def results_of_two_models(tmp_path: Path, name: str, psnr: str = "20.0") -> Path:
+    """A results.json of two models whose original PSNR is written as ``psnr`` (raw JSON text)."""
+    import json
+
+    import records
+
+    run = records.run({"original": records.metrics(psnr=12345.5), "converted": records.metrics()})
+    path = tmp_path / name
+    path.write_text(json.dumps(run.to_dict(), indent=2).replace("12345.5", psnr, 1))
+    return path
+
+
+def gate_error_line(argv: list[str], capsys) -> str:
+    from evalkit import cli
+
+    assert cli.main(["gate", *argv]) == cli.EXIT_BAD_INPUT
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_gate_given_a_folder(tmp_path: Path, capsys) -> None:
+    good = results_of_two_models(tmp_path, "good.json")
+    for argv in ([str(tmp_path), str(good)], [str(good), str(tmp_path)]):
+        line = gate_error_line(argv, capsys)
+        assert line == f"evalkit: error: {tmp_path}: is a folder; give a results.json"
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_gate_refuses_a_non_finite_metric_even_in_the_baseline(tmp_path: Path, capsys, constant) -> None:
+    good = results_of_two_models(tmp_path, "good.json")
+    bad = results_of_two_models(tmp_path, "bad.json", constant)
+    line = next(n for n, text in enumerate(bad.read_text().splitlines(), 1) if constant in text)
+    expected = (
+        f"evalkit: error: {bad}:{line}: not strict JSON: {constant} is not a number "
+        "(evalkit writes null for an undefined value)"
+    )
+    assert gate_error_line([str(bad), str(good)], capsys) == expected  # a NaN baseline is no pass
+    assert gate_error_line([str(good), str(bad)], capsys) == expected
+
+
+def test_gate_refuses_a_string_metric(tmp_path: Path, capsys) -> None:
+    good = results_of_two_models(tmp_path, "good.json")
+    bad = results_of_two_models(tmp_path, "bad.json", '"20.0"')
+    assert gate_error_line([str(bad), str(good)], capsys) == (
+        f"evalkit: error: {bad}: not an evalkit results file "
+        "(metrics.psnr: expected a number or null, got '20.0')"
+    )

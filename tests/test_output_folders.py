@@ -20,7 +20,7 @@ def test_save_images_on_a_file_is_bad_input_before_any_work(kind: str, tmp_path:
     a_file = tmp_path / "taken"
     a_file.write_text("")
     workers = 1 if kind == "dask" else None
-    with pytest.raises(InputError, match=r"taken: --save-images folder is not writable") as info:
+    with pytest.raises(InputError, match=r"taken: --save-images folder is a file, not a folder") as info:
         make_executor(kind, use_cache=False, save_images=a_file, workers=workers)  # type: ignore[arg-type]
     assert "\n" not in str(info.value)
     with pytest.raises(InputError, match=r"taken/sub: --save-images folder is not writable"):
@@ -35,7 +35,7 @@ def test_run_with_save_images_on_a_file_exits_2_in_one_line(tmp_path: Path, caps
     argv = ["run", str(config), "--save-images", str(a_file), "--output", str(tmp_path / "out")]
     assert cli.main(argv) == cli.EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"evalkit: error: {a_file}: --save-images folder is not writable (File exists)"]
+    assert err == [f"evalkit: error: {a_file}: --save-images folder is a file, not a folder"]
     assert not (tmp_path / "out").exists()
 
 

@@ -13,6 +13,7 @@ for each pairs-file line ``X.jpg,Y.jpg[,...]``. Only fields 1 and 2 are read.
 from __future__ import annotations
 
 import hashlib
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +110,10 @@ def read_pairs_file(path: str | Path, *, limit: int | None = None) -> PairsFile:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: pairs file is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        line_no = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            f"{path}:{line_no}: pairs file is not UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from None
     lines = text.splitlines()
     pairs: list[Pair] = []
     seen: dict[str, int] = {}
@@ -173,8 +177,27 @@ def _context(pair: Pair | None) -> str:
 
 
 def _require_file(path: Path, what: str, pair: Pair | None) -> None:
-    if not path.is_file():
-        raise InputError(f"{path}: {what} not found{_context(pair)}")
+    # stat, never open: opening a FIFO for reading blocks until a writer comes, i.e. forever.
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"{path}: {what} not found{_context(pair)}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what}: {exc.strerror or exc}{_context(pair)}") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = _FILE_KINDS.get(stat.S_IFMT(mode), "a special file")
+    article = "an" if what[0] in "aeiou" else "a"
+    raise InputError(f"{path}: is {kind}, not {article} {what} file{_context(pair)}")
+
+
+_FILE_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
 
 
 def check_inside_root(root: Path, files: PairFiles, pair: Pair | None = None) -> None:
@@ -187,7 +210,9 @@ def check_inside_root(root: Path, files: PairFiles, pair: Pair | None = None) ->
             )
 
 
-def read_label_map(path: Path, pair: Pair | None = None) -> np.ndarray:
+def read_label_map(
+    path: Path, pair: Pair | None = None, *, max_pixels: int = defaults.MAX_PIXELS
+) -> np.ndarray:
     """Read an ADE20k label map: an 8-bit gray PNG with values 0..150.
 
     Returns
@@ -203,6 +228,7 @@ def read_label_map(path: Path, pair: Pair | None = None) -> np.ndarray:
     anything else is an error, as are values above 150 (the reference's one-hot would crash on them).
     """
     _require_file(path, "label map", pair)
+    _check_pixels(path, "label map", pair, max_pixels)
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
         raise InputError(
@@ -230,7 +256,9 @@ def read_label_map(path: Path, pair: Pair | None = None) -> np.ndarray:
     return labels
 
 
-def read_exemplar(path: Path, pair: Pair | None = None) -> np.ndarray:
+def read_exemplar(
+    path: Path, pair: Pair | None = None, *, max_pixels: int = defaults.MAX_PIXELS
+) -> np.ndarray:
     """Read an exemplar image as the reference does: OpenCV, ``H x W x 3`` uint8 **BGR**.
 
     Notes
@@ -239,11 +267,33 @@ def read_exemplar(path: Path, pair: Pair | None = None) -> np.ndarray:
     images carry no rotation; the two readers are kept as the reference has them.
     """
     _require_file(path, "exemplar image", pair)
+    _check_pixels(path, "exemplar image", pair, max_pixels)
     _check_complete_image(path, "exemplar image", pair)
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise InputError(f"{path}: cannot decode exemplar image (corrupt or not an image){_context(pair)}")
     return bgr
+
+
+# evalkit bounds every image it decodes itself (_check_pixels, dataset.max_pixels) before decoding it;
+# Pillow's own bound would warn on stderr (a second line) or refuse with its own wording past 2x its limit.
+Image.MAX_IMAGE_PIXELS = None
+
+
+def _check_pixels(path: Path, what: str, pair: Pair | None, max_pixels: int) -> None:
+    # Pillow's open reads the header only, so a file declaring a huge size is refused before any of it is
+    # decoded (OpenCV would allocate it first). A file Pillow cannot identify is left to the reader's own
+    # "cannot decode" error (OpenCV's own bound, 2^30 pixels, still holds there).
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return
+    if width * height > max_pixels:
+        raise InputError(
+            f"{path}: {what} of {width} x {height} = {width * height} pixels exceeds dataset.max_pixels "
+            f"({max_pixels}){_context(pair)}"
+        )
 
 
 def _check_complete_image(path: Path, what: str, pair: Pair | None) -> None:
@@ -258,7 +308,9 @@ def _check_complete_image(path: Path, what: str, pair: Pair | None) -> None:
         raise InputError(f"{path}: cannot decode {what} ({exc}){_context(pair)}") from None
 
 
-def read_ground_truth(path: Path, pair: Pair | None = None) -> np.ndarray:
+def read_ground_truth(
+    path: Path, pair: Pair | None = None, *, max_pixels: int = defaults.MAX_PIXELS
+) -> np.ndarray:
     """Read a ground-truth image with Pillow as ``H x W x 3`` uint8 **RGB**.
 
     Notes
@@ -267,6 +319,7 @@ def read_ground_truth(path: Path, pair: Pair | None = None) -> np.ndarray:
     grayscale images. evalkit converts every non-RGB mode with ``Image.convert("RGB")``.
     """
     _require_file(path, "ground-truth image", pair)
+    _check_pixels(path, "ground-truth image", pair, max_pixels)
     try:
         with Image.open(path) as img:
             img.load()
@@ -286,16 +339,17 @@ class PairImages:
     ground_truth: np.ndarray  #: H x W x 3 uint8 RGB
 
 
-def read_pair(root: Path, pair: Pair) -> PairImages:
-    """Read and check the four files of ``pair``: inside ``root``, decodable, labels 0..150, and the
-    ground truth the same size as its label map."""
+def read_pair(root: Path, pair: Pair, *, max_pixels: int = defaults.MAX_PIXELS) -> PairImages:
+    """Read and check the four files of ``pair``: inside ``root``, at most ``max_pixels`` pixels each (checked
+    from the header, before decoding), decodable, labels 0..150, and the ground truth the same size as its
+    label map."""
     files = pair_files(root, pair)
     check_inside_root(root, files, pair)
     images = PairImages(
-        input_mask=read_label_map(files.input_mask, pair),
-        exemplar=read_exemplar(files.exemplar, pair),
-        exemplar_mask=read_label_map(files.exemplar_mask, pair),
-        ground_truth=read_ground_truth(files.ground_truth, pair),
+        input_mask=read_label_map(files.input_mask, pair, max_pixels=max_pixels),
+        exemplar=read_exemplar(files.exemplar, pair, max_pixels=max_pixels),
+        exemplar_mask=read_label_map(files.exemplar_mask, pair, max_pixels=max_pixels),
+        ground_truth=read_ground_truth(files.ground_truth, pair, max_pixels=max_pixels),
     )
     if images.input_mask.shape != images.ground_truth.shape[:2]:
         h, w = images.input_mask.shape

@@ -9,7 +9,7 @@ pair, so that a two-hour run does not die at pair 1900.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,8 @@ from typing import Any
 from evalkit import config as cfg
 from evalkit.data.ade20k import Pair, PairsFile, check_root, read_pair, read_pairs_file
 from evalkit.errors import InputError
+from evalkit.execution.cache import cache_root as cache_folder
+from evalkit.execution.pair import IMAGES_MARKER, saved_image_path
 from evalkit.runtime.core import make_core
 from evalkit.runtime.translator import read_translator_model
 from evalkit.runtime.verifier import load_verifier
@@ -44,6 +46,8 @@ def output_problem(output: Path | None, what: str = "output directory") -> str |
     """
     if output is None:
         return None
+    if output.exists() and not output.is_dir():
+        return f"{output}: {what} is a file, not a folder"
     try:
         output.mkdir(parents=True, exist_ok=True)
         probe = output / ".evalkit-write-test"
@@ -52,6 +56,114 @@ def output_problem(output: Path | None, what: str = "output directory") -> str |
     except OSError as exc:
         return f"{output}: {what} is not writable ({exc.strerror})"
     return None
+
+
+#: The keys of a run's outputs (see :func:`executor_outputs`): the flag or folder each message names.
+OUTPUT_KEY = "--output"
+SAVE_IMAGES_KEY = "--save-images"
+CACHE_KEY = "--cache-dir"
+GALLERY_KEY = "gallery folder"
+#: The gallery's folder inside ``--output``.
+GALLERY_FOLDER = "gallery"
+
+
+def executor_outputs(executor: object) -> dict[str, Path]:
+    """The folders ``executor`` writes into, keyed by the flag that names them: its ``--save-images``
+    folder and evalkit's cache folder (``--cache-dir``: the parent of its ``features`` and
+    ``ov-compiled`` folders), as far as the executor has them (any executor may have none)."""
+    outputs: dict[str, Path] = {}
+    save_images = getattr(executor, "save_images", None)
+    if save_images is not None:
+        outputs[SAVE_IMAGES_KEY] = Path(save_images)
+    feature_cache = getattr(getattr(executor, "cache", None), "directory", None)
+    for inner in (feature_cache, getattr(executor, "compiled_cache", None)):
+        if inner is not None:  # CACHE/features, CACHE/ov-compiled: the flag names CACHE
+            outputs.setdefault(CACHE_KEY, Path(inner).parent)
+    return outputs
+
+
+def run_outputs(
+    output: Path | None,
+    *,
+    save_images: Path | None = None,
+    cache_root: Path | None = None,
+    use_cache: bool = True,
+    gallery: bool = True,
+) -> dict[str, Path | None]:
+    """The folders ``evalkit run`` with these flags writes into, keyed by flag (what ``evalkit check``
+    checks; a run takes them from its executor, :func:`executor_outputs`)."""
+    return {
+        OUTPUT_KEY: output,
+        GALLERY_KEY: output / GALLERY_FOLDER if output is not None and gallery else None,
+        SAVE_IMAGES_KEY: save_images,
+        CACHE_KEY: cache_folder(cache_root) if use_cache else None,
+    }
+
+
+def output_conflicts(config: cfg.Config, outputs: Mapping[str, Path | None]) -> Iterator[str]:
+    """Yield, one line each, every output folder that would land on an input of ``config``.
+
+    An output (``outputs``: flag or folder name -> folder) may not be the data root or inside it, nor the
+    folder that holds a model or the verifier, nor the pairs file's folder itself (a new sub-folder of
+    those folders is fine: nothing of the run's inputs is in it). Paths are compared resolved (symlinks
+    followed, relative paths made absolute), so that another spelling of an input folder is caught too.
+    """
+    inputs: list[tuple[Path, str]] = []  # (folder, what it is), for the folders an output may not be
+    for spec in config.models:
+        if spec.path is not None:
+            inputs.append((_holding_folder(spec.path), f"the folder of model {spec.name!r} ({spec.path})"))
+    if config.verifier.path is not None:
+        verifier = config.verifier.path
+        inputs.append((_holding_folder(verifier), f"the folder of the verifier ({verifier})"))
+    if config.dataset.pairs is not None:
+        inputs.append(
+            (config.dataset.pairs.resolve().parent, f"the folder of the pairs file ({config.dataset.pairs})")
+        )
+    root = config.dataset.root.resolve() if config.dataset.root is not None else None
+    for key, folder in outputs.items():
+        if folder is None:
+            continue
+        where = Path(folder).expanduser().resolve()
+        if root is not None and (where == root or root in where.parents):
+            inside = "the data root" if where == root else "inside the data root"
+            yield f"{folder}: {key} is {inside} {config.dataset.root}; outputs never go among the inputs"
+            continue
+        for input_folder, what in inputs:
+            if where == input_folder:
+                yield f"{folder}: {key} is {what}; use a new folder (a new sub-folder of it is fine)"
+                break
+
+
+def _holding_folder(path: Path) -> Path:
+    # The folder that holds a model file (a model given as a folder is that folder).
+    resolved = path.expanduser().resolve()
+    return resolved if resolved.is_dir() else resolved.parent
+
+
+def saved_images_conflict(
+    save_images: Path | None, model_names: list[str], pairs: tuple[Pair, ...] | list[Pair]
+) -> str | None:
+    """Why the run's saved images would overwrite files evalkit did not write, or ``None``.
+
+    A ``--save-images`` folder without evalkit's marker (:data:`evalkit.execution.pair.IMAGES_MARKER`,
+    written with its first image) is not evalkit's: an existing ``MODEL/PAIR_ID.png`` there is someone
+    else's file, and the run is refused before any inference, naming the first such file.
+    """
+    if save_images is None or (save_images / IMAGES_MARKER).is_file():
+        return None
+    taken = [
+        path
+        for name in model_names
+        for pair in pairs
+        if (path := saved_image_path(save_images, name, pair)).exists()
+    ]
+    if not taken:
+        return None
+    more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+    return (
+        f"{taken[0]}: exists and was not written by evalkit{more}; --save-images never overwrites it "
+        "(choose an empty folder)"
+    )
 
 
 def _failure(step: Callable[..., Any], *args: Any, **kwargs: Any) -> Iterator[str]:
@@ -66,13 +178,17 @@ def pre_run_problems(
     config: cfg.Config,
     *,
     output: Path | None,
+    outputs: Mapping[str, Path | None] | None = None,
     on_pairs_file: Callable[[PairsFile], None] | None = None,
 ) -> Iterator[str]:
     """Yield the problems of a run's inputs that are checked before inference, one line each, in order.
 
-    Data root, pairs file, ``output`` (created if missing; ``None``: not checked), each translation model
-    and the verifier (read, compiled and probed: files, inputs, output sizes, a probability vector; see
-    :func:`evalkit.runtime.verifier.probe_verifier`). Lazy: a caller that stops at the
+    Data root, pairs file, the run's output folders (``outputs``: flag -> folder, see
+    :func:`executor_outputs`; ``output`` is one of them, ``--output``) kept off its inputs
+    (:func:`output_conflicts`) and ``--save-images`` off files evalkit did not write
+    (:func:`saved_images_conflict`), ``output`` (created if missing; ``None``: not checked), each
+    translation model and the verifier (read, compiled and probed: files, inputs, output sizes, a
+    probability vector; see :func:`evalkit.runtime.verifier.probe_verifier`). Lazy: a caller that stops at the
     first problem pays for no later check. The pairs file is read once, here: ``on_pairs_file`` receives
     it as parsed (pairs and the hash of the bytes read), so that no caller reads it again (a pipe cannot
     be read twice, and a file can change between two reads).
@@ -85,6 +201,7 @@ def pre_run_problems(
     cfg.require_complete(config)
     assert config.dataset.root is not None and config.dataset.pairs is not None
     yield from _failure(check_root, config.dataset.root)
+    all_outputs = {OUTPUT_KEY: output, **(outputs or {})}
     try:
         pairs_file = read_pairs_file(config.dataset.pairs, limit=config.dataset.limit)
     except InputError as exc:
@@ -92,7 +209,15 @@ def pre_run_problems(
     else:
         if on_pairs_file is not None:
             on_pairs_file(pairs_file)
-    problem = output_problem(output)
+        problem = saved_images_conflict(
+            all_outputs.get(SAVE_IMAGES_KEY), [m.name for m in config.models], pairs_file.pairs
+        )
+        if problem:
+            yield problem
+    # before the output folder is created: a refused run leaves nothing among its inputs
+    conflicts = list(output_conflicts(config, all_outputs))
+    yield from conflicts
+    problem = None if conflicts else output_problem(output)
     if problem:
         yield problem
     core = make_core()
@@ -103,7 +228,9 @@ def pre_run_problems(
     yield from _failure(load_verifier, core, config.verifier, config.runtime)
 
 
-def require_runnable(config: cfg.Config, *, output: Path | None) -> PairsFile:
+def require_runnable(
+    config: cfg.Config, *, output: Path | None, outputs: Mapping[str, Path | None] | None = None
+) -> PairsFile:
     """Raise the first problem :func:`pre_run_problems` finds (what ``run`` does before inference).
 
     Returns
@@ -117,7 +244,9 @@ def require_runnable(config: cfg.Config, *, output: Path | None) -> PairsFile:
         The first problem, one line naming the file or key.
     """
     read: list[PairsFile] = []
-    problem = next(pre_run_problems(config, output=output, on_pairs_file=read.append), None)
+    problem = next(
+        pre_run_problems(config, output=output, outputs=outputs, on_pairs_file=read.append), None
+    )
     if problem is not None:
         raise InputError(problem)
     (pairs_file,) = read
@@ -125,13 +254,17 @@ def require_runnable(config: cfg.Config, *, output: Path | None) -> PairsFile:
 
 
 def check(
-    config: cfg.Config, *, workers: int = 4, progress: Callable[[int, int], None] | None = None
+    config: cfg.Config,
+    *,
+    outputs: Mapping[str, Path | None] | None = None,
+    workers: int = 4,
+    progress: Callable[[int, int], None] | None = None,
 ) -> CheckReport:
     """Check everything a run of ``config`` reads or writes; list every problem, not the first one.
 
-    The checks of :func:`pre_run_problems` (with ``config.output``), then every file of every pair:
-    present, decodable, labels within 0..150, masks the size of their images. ``progress(done, total)``
-    is called as pairs are checked.
+    The checks of :func:`pre_run_problems` (with ``config.output`` and ``outputs``), then every file of
+    every pair: present, decodable, labels within 0..150, masks the size of their images.
+    ``progress(done, total)`` is called as pairs are checked.
 
     Raises
     ------
@@ -139,7 +272,9 @@ def check(
         Only when the config lacks a path a run needs.
     """
     read: list[PairsFile] = []
-    problems = list(pre_run_problems(config, output=config.output, on_pairs_file=read.append))
+    problems = list(
+        pre_run_problems(config, output=config.output, outputs=outputs, on_pairs_file=read.append)
+    )
     root = config.dataset.root
     assert root is not None
     try:
@@ -150,7 +285,7 @@ def check(
 
     def pair_problem(pair: Pair) -> str | None:
         try:
-            read_pair(root, pair)
+            read_pair(root, pair, max_pixels=config.dataset.max_pixels)
         except InputError as exc:
             return str(exc)
         return None

@@ -265,7 +265,10 @@ def _evaluate_pairs(
             held.gt_identity = VerifierIdentity.of(verifier, config.runtime).digest()
         cache = FeatureCache(options.feature_cache)
         ground_truths = GroundTruthCache(cache, verifier, config.runtime, root, identity=held.gt_identity)
-    evaluator = PairEvaluator(root, held.models, config.metrics, ground_truths, options.save_images)
+    evaluator = PairEvaluator(
+        root, held.models, config.metrics, ground_truths, options.save_images,
+        max_pixels=config.dataset.max_pixels,
+    )
     records: list[PairRecord] = []
     error = None
     try:

@@ -302,7 +302,7 @@ def write_gallery(
     entries = []
     for choice in choices:
         pair = by_id[choice.pair_id]
-        inputs = prepare_pair(root, pair)
+        inputs = prepare_pair(root, pair, max_pixels=config.dataset.max_pixels)
         files = pair_files(root, pair)
         stem = pair.val_id
         outputs = generated(inputs)

@@ -145,7 +145,8 @@ class SequentialExecutor(InProcessOptions):
         models = compile_models(config, compiled_cache=self.compiled_cache)
         ground_truths = ground_truth_cache(self.cache, models, config)
         evaluator = PairEvaluator(
-            root, models, config.metrics, ground_truths, self.save_images, self.on_image
+            root, models, config.metrics, ground_truths, self.save_images, self.on_image,
+            max_pixels=config.dataset.max_pixels,
         )
         steps = step_names(config)
         try:
@@ -349,7 +350,8 @@ class _PipelinedRun:
         self.translators, self.verifier = list(models.translators), models.verifier
         self.ground_truths = ground_truth_cache(executor.cache, models, config)
         self.evaluator = PairEvaluator(
-            root, models, config.metrics, self.ground_truths, executor.save_images, executor.on_image
+            root, models, config.metrics, self.ground_truths, executor.save_images, executor.on_image,
+            max_pixels=config.dataset.max_pixels,
         )
         for t in self.translators:
             n = optimal_requests(t.model.compiled, runtime)

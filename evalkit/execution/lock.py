@@ -101,6 +101,8 @@ def output_lock(folder: Path) -> Iterator[Path]:
         cannot be created.
     """
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: output directory is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         key = folder.resolve()

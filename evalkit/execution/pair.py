@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from evalkit import config as cfg
+from evalkit import defaults
 from evalkit.data.ade20k import Pair, read_pair
 from evalkit.data.postprocess import output_to_image, upscale
 from evalkit.data.preprocess import resize_exemplar, resize_label_map
@@ -48,10 +49,10 @@ class PairInputs:
     ground_truth: np.ndarray  #: H x W x 3 uint8 RGB at its own resolution
 
 
-def prepare_pair(root: Path, pair: Pair) -> PairInputs:
+def prepare_pair(root: Path, pair: Pair, *, max_pixels: int = defaults.MAX_PIXELS) -> PairInputs:
     """Read the four files of ``pair`` and resize them as the reference does (one-hot comes later, in
     :meth:`evalkit.runtime.translator.Translator.feed` or in the model)."""
-    raw = read_pair(root, pair)
+    raw = read_pair(root, pair, max_pixels=max_pixels)
     return PairInputs(
         pair=pair,
         mask=resize_label_map(raw.input_mask),
@@ -88,6 +89,35 @@ def model_record(scores: dict[str, float | None], out: VerifierOutput) -> ModelR
 def saved_image_path(directory: Path, model_name: str, pair: Pair) -> Path:
     """Where ``--save-images`` keeps one model's image of one pair."""
     return directory / model_name / f"{pair.val_id}.png"
+
+
+#: Written into a ``--save-images`` folder with its first image: the images there are evalkit's to replace.
+IMAGES_MARKER = ".evalkit-images"
+
+
+def keep_image(image: np.ndarray, directory: Path, model_name: str, pair: Pair) -> None:
+    """Save one model's image of one pair in the ``--save-images`` folder ``directory``.
+
+    An image is replaced only in a folder evalkit owns (:data:`IMAGES_MARKER`, written here with the
+    first image): an existing file in any other folder was not written by evalkit and is never
+    overwritten (the run's checks refuse such a folder before inference; this is the last guard).
+    ``model_name`` is a validated config name (letters, digits, '-', '_'), safe as a path component.
+
+    Raises
+    ------
+    InputError
+        The image's path exists in a folder without the marker.
+    """
+    path = saved_image_path(directory, model_name, pair)
+    marker = directory / IMAGES_MARKER
+    if not marker.is_file():
+        if path.exists():
+            raise InputError(
+                f"{path}: exists and was not written by evalkit; --save-images never overwrites it"
+            )
+        directory.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    save_image(image, path)
 
 
 def save_image(image: np.ndarray, path: Path) -> None:
@@ -136,6 +166,8 @@ class PairEvaluator:
         If given, called with every generated image and its scores as soon as it is scored (the report's
         gallery keeps a few this way instead of running the models again); may be called from several
         threads at once.
+    max_pixels
+        ``dataset.max_pixels``: an image of a pair declaring more pixels is refused before it is decoded.
     """
 
     root: Path
@@ -144,10 +176,11 @@ class PairEvaluator:
     ground_truths: GroundTruthCache | None = None
     save_images: Path | None = None
     on_image: ImageSink | None = None
+    max_pixels: int = defaults.MAX_PIXELS  #: ``dataset.max_pixels``
 
     def read(self, pair: Pair) -> PairInputs:
         """Read and resize ``pair`` (raises :class:`~evalkit.errors.InputError` for a bad input)."""
-        return prepare_pair(self.root, pair)
+        return prepare_pair(self.root, pair, max_pixels=self.max_pixels)
 
     def cached_ground_truth(self, pair: Pair) -> tuple[str | None, VerifierOutput | None]:
         """The cache key of ``pair``'s ground truth and its cached verifier outputs, if any."""
@@ -163,7 +196,7 @@ class PairEvaluator:
     def score(self, model_name: str, image: np.ndarray, inputs: PairInputs) -> dict[str, float]:
         """One model's generated image of one pair: saved if asked, then scored against the ground truth."""
         if self.save_images is not None:
-            save_image(image, saved_image_path(self.save_images, model_name, inputs.pair))
+            keep_image(image, self.save_images, model_name, inputs.pair)
         scores = sample_scores(image, inputs.ground_truth, self.metrics)
         if self.on_image is not None:
             self.on_image(inputs.pair, model_name, image, scores)

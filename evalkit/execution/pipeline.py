@@ -9,7 +9,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +21,7 @@ from evalkit import __version__
 from evalkit import config as cfg
 from evalkit.data.ade20k import PairsFile
 from evalkit.errors import InputError
-from evalkit.execution.check import require_runnable
+from evalkit.execution.check import executor_outputs, require_runnable
 from evalkit.execution.inprocess import Executor, InProcessExecutor, OnError, step_names
 from evalkit.execution.journal import Journal, PairRecord, journal_exists, remove_journal
 from evalkit.execution.lock import output_lock
@@ -207,6 +207,7 @@ def run(
     journal: bool = True,
     on_pairs_file: Callable[[PairsFile], None] | None = None,
     hold_lock: ExitStack | None = None,
+    outputs: Mapping[str, Path | None] | None = None,
 ) -> RunResult:
     """Evaluate every model of a complete, validated config (the engine of every entry point).
 
@@ -224,6 +225,9 @@ def run(
     (pairs + hash) for a caller that needs the pairs again (the gallery), so nothing reads the file twice.
     ``hold_lock``: the output folder's lock goes into this stack, so that the caller keeps the folder
     until it closes the stack (its reports written); by default it is released on return.
+    ``outputs``: the run's other output folders (flag -> folder; default: the executor's
+    ``--save-images`` and cache folders, :func:`evalkit.execution.check.executor_outputs`), refused
+    before inference when they land on an input.
 
     Raises
     ------
@@ -235,7 +239,10 @@ def run(
         raise InputError("--resume and --fresh: choose one (continue the journal, or discard it)")
     journal_dir = config.output if journal else None
     t0 = time.perf_counter()
-    pairs_file = require_runnable(config, output=journal_dir)  # the one read of the pairs file
+    if outputs is None:
+        outputs = executor_outputs(executor)
+    # the one read of the pairs file
+    pairs_file = require_runnable(config, output=journal_dir, outputs=outputs)
     if on_pairs_file is not None:
         on_pairs_file(pairs_file)
     log = log or (lambda message: None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,8 +42,23 @@ def read_model(core: ov.Core, path: Path, what: str) -> ov.Model:
     try:
         return core.read_model(str(path))
     except Exception as exc:  # OpenVINO raises RuntimeError subclasses with multi-line text
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: cannot read {what} model: {first}") from None
+        raise InputError(f"{path}: cannot read {what} model: {openvino_message(exc)}") from None
+
+
+#: Lines of an OpenVINO error that name a C++ source location, not the problem: "Exception from
+#: src/inference/src/cpp/core.cpp:84:" and "Check 'is_valid_weights_range(...)' failed at src/...:900:".
+_CPP_FRAME = re.compile(r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:)$")
+
+
+def openvino_message(exc: BaseException) -> str:
+    """The first line of an OpenVINO error that says what is wrong, without the C++ frames.
+
+    OpenVINO's messages start with one line per C++ frame the exception passed (``Exception from
+    src/...cpp:84:``); the useful line (e.g. ``Incorrect weights in bin file!``) comes after them.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    useful = [line for line in lines if not _CPP_FRAME.match(line)]
+    return (useful or lines or [type(exc).__name__])[0]
 
 
 #: OpenVINO CPU threads per stream, always. The CPU plugin's f32 kernels are not invariant to the thread
@@ -64,8 +80,7 @@ def _compile(
     try:
         return core.compile_model(model, device, config)
     except Exception as exc:  # OpenVINO raises RuntimeError subclasses with multi-line text
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: cannot compile for device {device}: {first}") from None
+        raise InputError(f"{path}: cannot compile for device {device}: {openvino_message(exc)}") from None
 
 
 def usable_cpus() -> int:
