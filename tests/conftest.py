@@ -101,3 +101,22 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     assert len(lines) == 1, lines
     assert lines[0].startswith("evalkit: error: ")
     return lines[0]
+
+
+def start_run_until_journaled(cmd: list[str], output: Path, n_records: int, *, stderr=None):
+    """Start ``cmd`` (an ``evalkit run`` into ``output``) and return its process once its journal holds
+    ``n_records`` finished pairs, still running (tests then interrupt it)."""
+    import subprocess
+    import time
+
+    from evalkit.execution.journal import JOURNAL_DIR
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr or subprocess.DEVNULL, text=True)
+    journal = output / JOURNAL_DIR / "records.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.is_file() and len(journal.read_text().splitlines()) >= n_records:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    return proc

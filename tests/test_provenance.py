@@ -9,10 +9,10 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import start_run_until_journaled
 
 import evalkit
 from evalkit.config import bundled_config
@@ -88,14 +88,8 @@ def test_sigterm_flushes_the_journal_says_how_to_resume_and_resume_completes(
     )
     out = tmp_path / "out"
     cmd = run_command(standins, data, str(data.pairs), out)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = start_run_until_journaled(cmd, out, 16, stderr=subprocess.PIPE)
     journal = out / JOURNAL_DIR / "records.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if journal.is_file() and len(journal.read_text().splitlines()) >= 16:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be terminated"
     seen = len(journal.read_text().splitlines())
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)

@@ -9,11 +9,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import start_run_until_journaled
 
 import evalkit
 from evalkit.config import bundled_config
@@ -192,14 +192,8 @@ def test_kill_9_mid_run_then_resume_gives_the_same_results(setup, synthetic_data
         "--model", f"original={standins.original}", "--model", f"converted={standins.converted}",
         "--verifier", str(standins.verifier), "--output", str(out), "--quiet",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_run_until_journaled(cmd, out, 16)
     journal = out / JOURNAL_DIR / "records.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if journal.is_file() and len(journal.read_text().splitlines()) >= 16:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = len(journal.read_text().splitlines())
