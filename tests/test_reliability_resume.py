@@ -87,6 +87,59 @@ def test_torn_write_is_cut_back_to_the_last_good_record(tmp_path: Path) -> None:
     assert [r.index for r in Journal(tmp_path, {"k": 1}, ["a", "b"]).resume()] == [0, 1, 2]
 
 
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupt_inside_a_flush_never_writes_a_record_twice(tmp_path: Path, monkeypatch) -> None:
+    # CI once saw records 0..15 twice: SIGTERM landed after the write, before the buffer was cleared, and
+    # the run's `finally` flushed the same buffer again.
+    j = Journal(tmp_path, {"k": 1}, ["a", "b"], flush_every=100)
+    j.start()
+    for i in range(4):
+        j.append(record(i))
+    real_fsync = os.fsync
+    calls = []
+
+    def fsync_then_interrupt(fd: int) -> None:
+        real_fsync(fd)
+        calls.append(fd)
+        if len(calls) == 2:  # records.jsonl written and synced: the worst moment
+            raise Interrupted
+
+    monkeypatch.setattr(os, "fsync", fsync_then_interrupt)
+    with pytest.raises(Interrupted):
+        j.flush()
+    j.flush()  # what the pipeline's `finally` does
+    lines = (tmp_path / JOURNAL_DIR / "records.jsonl").read_text().splitlines()
+    assert [json.loads(line)["index"] for line in lines] == [0, 1, 2, 3]
+    assert [r.index for r in Journal(tmp_path, {"k": 1}, ["a", "b"]).resume()] == [0, 1, 2, 3]
+
+
+def test_sigterm_during_a_flush_waits_until_the_records_are_on_disk(tmp_path: Path, monkeypatch) -> None:
+    def raise_interrupted(signum, frame):
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupted)
+    try:
+        j = Journal(tmp_path, {"k": 1}, ["a", "b"], flush_every=100)
+        j.start()
+        for i in range(3):
+            j.append(record(i))
+        real_fsync = os.fsync
+
+        def signal_then_fsync(fd: int) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives between the two files
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", signal_then_fsync)
+        with pytest.raises(Interrupted):
+            j.flush()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert [r.index for r in Journal(tmp_path, {"k": 1}, ["a", "b"]).resume()] == [0, 1, 2]
+
+
 def test_journal_of_another_run_is_refused(tmp_path: Path) -> None:
     j = Journal(tmp_path, {"config": {"metrics": {"ssim_constants": "reference"}}}, ["a", "b"])
     j.start()

@@ -15,13 +15,16 @@ metrics of a resumed run are bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,20 +142,25 @@ class Journal:
             self.flush()
 
     def flush(self) -> None:
-        """Write buffered records: arrays first, then their lines, each fsync'ed."""
+        """Write buffered records: arrays first, then their lines, each fsync'ed.
+
+        The buffers are taken before writing, so an interrupt during a flush can never make the ``finally``
+        flush write the same records twice; Ctrl-C and SIGTERM wait until the write is done.
+        """
         if not self._lines:
             return
-        with open(self.dir / "arrays.bin", "ab") as fh:
-            fh.write(b"".join(self._arrays))
-            fh.flush()
-            os.fsync(fh.fileno())
-        with open(self.dir / "records.jsonl", "a", encoding="utf-8") as fh:
-            fh.write("".join(self._lines))
-            fh.flush()
-            os.fsync(fh.fileno())
-        self._lines.clear()
-        self._arrays.clear()
+        lines, arrays = "".join(self._lines), b"".join(self._arrays)
+        self._lines, self._arrays = [], []
         self._last_flush = time.monotonic()
+        with _signals_deferred():
+            with open(self.dir / "arrays.bin", "ab") as fh:
+                fh.write(arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            with open(self.dir / "records.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(lines)
+                fh.flush()
+                os.fsync(fh.fileno())
 
     # ------------------------------------------------------------------------------------- reading
 
@@ -230,6 +238,32 @@ class Journal:
                 scores=scores, probabilities=parts[1 + 2 * k], features=parts[2 + 2 * k]
             )
         return PairRecord(line["index"], line["pair_id"], parts[0], models)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then hand them to the handlers they would have met.
+
+    Python-level (a per-thread signal mask would not do: numpy's BLAS threads would take the signal). Only
+    the main thread can set handlers; elsewhere this is a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, lambda n, _frame: received.append(n)) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in received:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
