@@ -17,6 +17,7 @@ from conftest import start_run_until_journaled
 
 import evalkit
 from evalkit.config import bundled_config
+from evalkit.data.ade20k import PAIR_FILE_ROLES
 from evalkit.errors import InputError
 from evalkit.execution.journal import JOURNAL_DIR, Journal, ModelRecord, PairRecord
 
@@ -33,13 +34,18 @@ def record(i: int, psnr: float = 12.5) -> PairRecord:
         )
         for name in ("a", "b")
     }
+    hashes = {role: f"{i:02d}{role}" for role in PAIR_FILE_ROLES}
     return PairRecord(
-        index=i, pair_id=f"ADE_val_{i:08d}", gt_features=rng.random(5, dtype=np.float32), models=models
+        index=i,
+        pair_id=f"ADE_val_{i:08d}",
+        gt_features=rng.random(5, dtype=np.float32),
+        models=models,
+        files_sha256=hashes,
     )
 
 
 def same_record(x: PairRecord, y: PairRecord) -> bool:
-    if (x.index, x.pair_id, x.skipped) != (y.index, y.pair_id, y.skipped):
+    if (x.index, x.pair_id, x.skipped, x.files_sha256) != (y.index, y.pair_id, y.skipped, y.files_sha256):
         return False
     if x.skipped:
         return True

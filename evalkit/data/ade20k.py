@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from evalkit import defaults
 from evalkit.errors import InputError
+from evalkit.fileio import sha256_file
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,20 @@ class PairFiles:
     exemplar: Path
     exemplar_mask: Path
     ground_truth: Path
+
+    def by_role(self) -> dict[str, Path]:
+        """The four paths keyed by role (:data:`PAIR_FILE_ROLES`, in reading order)."""
+        return {role: getattr(self, role) for role in PAIR_FILE_ROLES}
+
+
+#: The roles of a pair's four files, in the order they are read (the keys of a pair's file hashes).
+PAIR_FILE_ROLES = ("input_mask", "exemplar", "exemplar_mask", "ground_truth")
+_ROLE_NAMES = {
+    "input_mask": "label map",
+    "exemplar": "exemplar image",
+    "exemplar_mask": "label map",
+    "ground_truth": "ground-truth image",
+}
 
 
 def _parse_name(field_text: str, where: str, what: str) -> str:
@@ -337,20 +353,42 @@ class PairImages:
     exemplar: np.ndarray  #: h x w x 3 uint8 BGR
     exemplar_mask: np.ndarray  #: h' x w' uint8 labels
     ground_truth: np.ndarray  #: H x W x 3 uint8 RGB
+    sha256: Mapping[str, str]  #: role (:data:`PAIR_FILE_ROLES`) -> hex SHA-256 of the bytes decoded
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def read_pair(root: Path, pair: Pair, *, max_pixels: int = defaults.MAX_PIXELS) -> PairImages:
     """Read and check the four files of ``pair``: inside ``root``, at most ``max_pixels`` pixels each (checked
     from the header, before decoding), decodable, labels 0..150, and the ground truth the same size as its
-    label map."""
+    label map; with the SHA-256 of each file's bytes.
+
+    Notes
+    -----
+    Each file is hashed before it is decoded, and a file whose size, time or inode changed by the end of the
+    read is refused; so the hash is of the bytes decoded, and a resumed run can trust it.
+    """
     files = pair_files(root, pair)
     check_inside_root(root, files, pair)
+    paths = files.by_role()
+    identities, hashes = {}, {}
+    for role, path in paths.items():
+        _require_file(path, _ROLE_NAMES[role], pair)  # before any open: a FIFO would block
+        identities[role] = _identity(path)
+        hashes[role] = sha256_file(path)
     images = PairImages(
         input_mask=read_label_map(files.input_mask, pair, max_pixels=max_pixels),
         exemplar=read_exemplar(files.exemplar, pair, max_pixels=max_pixels),
         exemplar_mask=read_label_map(files.exemplar_mask, pair, max_pixels=max_pixels),
         ground_truth=read_ground_truth(files.ground_truth, pair, max_pixels=max_pixels),
+        sha256=hashes,
     )
+    for role, path in paths.items():
+        if _identity(path) != identities[role]:
+            raise InputError(f"{path}: changed while evalkit was reading it{_context(pair)}; run again")
     if images.input_mask.shape != images.ground_truth.shape[:2]:
         h, w = images.input_mask.shape
         gh, gw = images.ground_truth.shape[:2]
@@ -359,3 +397,15 @@ def read_pair(root: Path, pair: Pair, *, max_pixels: int = defaults.MAX_PIXELS) 
             f"{gw}x{gh}{_context(pair)}"
         )
     return images
+
+
+def pair_file_hashes(root: Path, pair: Pair) -> dict[str, str | None]:
+    """The SHA-256 of each of ``pair``'s four files as they are now; ``None`` for one that is missing, not a
+    regular file or unreadable (what a resumed run compares with the hashes its journal recorded)."""
+    hashes: dict[str, str | None] = {}
+    for role, path in pair_files(root, pair).by_role().items():
+        try:
+            hashes[role] = sha256_file(path) if stat.S_ISREG(path.stat().st_mode) else None
+        except OSError:
+            hashes[role] = None
+    return hashes

@@ -22,7 +22,7 @@ import contextlib
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +178,7 @@ class _Job:
     pair: Pair
     n_models: int
     inputs: PairInputs | None = None
+    files_sha256: Mapping[str, str] | None = None  #: kept after ``inputs`` is freed, for the record
     feeds: list[dict[str, np.ndarray] | None] = field(default_factory=list)
     read_error: BaseException | None = None
     read_done: bool = False
@@ -445,6 +446,7 @@ class _PipelinedRun:
             return
         inputs = job.inputs
         assert inputs is not None and self.verifier is not None
+        job.files_sha256 = inputs.files_sha256
         if job.gt is None:
             job.outstanding += 1
             gt_feed = self.verifier.feed(inputs.ground_truth)  # ~1 MiB, freed once the request has copied it
@@ -494,7 +496,8 @@ class _PipelinedRun:
         for t, part in zip(self.translators, job.parts, strict=True):
             assert part.scores is not None and part.out is not None
             models[t.spec.name] = model_record(part.scores, part.out)
-        return pair_record(job.pair, job.gt, models)
+        assert job.files_sha256 is not None
+        return pair_record(job.pair, job.files_sha256, job.gt, models)
 
     # ------------------------------------------------------------------------- reader and worker threads
 

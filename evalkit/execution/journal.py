@@ -3,14 +3,15 @@
 Layout, in ``OUTPUT/.evalkit-journal/``::
 
     meta.json      the run's fingerprint (what must match for a resume) and the record layout
-    records.jsonl  one JSON line per finished pair: its scores, or why it was skipped, and where its
-                   arrays sit in arrays.bin with their CRC32
+    records.jsonl  one JSON line per finished pair: its scores and the SHA-256 of its four files, or why it
+                   was skipped, and where its arrays sit in arrays.bin with their CRC32
     arrays.bin     float32 rows: ground-truth features, then per model probabilities and features
 
 Records are buffered and flushed (with fsync) in batches. On resume, records are read up to the first
 one that is incomplete or fails its checksum (a ``kill -9`` mid-write), and both files are cut back to
-that point. Arrays are stored as raw float32 and scores as JSON's round-trip float text, so the final
-metrics of a resumed run are bit-identical to an uninterrupted one.
+that point. A pair may appear more than once (evaluated again because its files changed): the last record
+wins. Arrays are stored as raw float32 and scores as JSON's round-trip float text, so the final metrics
+of a resumed run are bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from evalkit.errors import InputError
 from evalkit.fileio import write_text_atomic
 
 JOURNAL_DIR = ".evalkit-journal"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: records carry their files' SHA-256; pairs may come in any order
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class PairRecord:
     gt_features: np.ndarray | None
     models: Mapping[str, ModelRecord]
     skipped: str | None = None
+    #: role -> SHA-256 of the pair's four files as they were read (see ``data.ade20k.PAIR_FILE_ROLES``)
+    files_sha256: Mapping[str, str] | None = None
 
 
 def _encode_score(value: float | None) -> float | str | None:
@@ -126,6 +129,8 @@ class Journal:
                 m = record.models[name]
                 parts += [m.probabilities, m.features]
             blob = b"".join(np.ascontiguousarray(p, dtype=np.float32).tobytes() for p in parts)
+            assert record.files_sha256 is not None
+            line["sha256"] = dict(record.files_sha256)
             line["scores"] = {
                 name: {k: _encode_score(v) for k, v in record.models[name].scores.items()}
                 for name in self.model_names
@@ -170,6 +175,12 @@ class Journal:
     def resume(self) -> list[PairRecord]:
         """Read the valid records of an existing journal and prepare to append after them.
 
+        Returns
+        -------
+        list of PairRecord
+            One record per pair (the latest), by pair index; the caller decides which still hold (their
+            files' hashes) and which pairs are left to evaluate.
+
         Raises
         ------
         InputError
@@ -192,7 +203,7 @@ class Journal:
                 f"{self.dir}: journal was written for a different run ({diff} differs); "
                 "use a new --output or delete the journal to start over"
             )
-        records: list[PairRecord] = []
+        records: dict[int, PairRecord] = {}
         good_text_bytes = 0
         good_array_bytes = 0
         with open(self.dir / "arrays.bin", "rb") as fh:
@@ -205,19 +216,19 @@ class Journal:
                 record = self._decode(line, arrays)
             except (ValueError, KeyError, TypeError):
                 break
-            if record is None or record.index != len(records):
+            if record is None or not isinstance(record.index, int) or record.index < 0:
                 break
-            records.append(record)
+            records[record.index] = record  # a pair evaluated again: the later record wins
             good_text_bytes += len(raw) + 1
             if record.skipped is None:
-                good_array_bytes = line["offset"] + line["nbytes"]
+                good_array_bytes = max(good_array_bytes, line["offset"] + line["nbytes"])
         # cut both files back to the last good record, so appends continue from a clean state
         with open(self.dir / "records.jsonl", "r+b") as fh:
             fh.truncate(good_text_bytes)
         with open(self.dir / "arrays.bin", "r+b") as fh:
             fh.truncate(good_array_bytes)
         self._offset = good_array_bytes
-        return records
+        return [records[i] for i in sorted(records)]
 
     def _decode(self, line: dict[str, Any], arrays: bytes) -> PairRecord | None:
         if "skipped" in line:
@@ -237,7 +248,10 @@ class Journal:
             models[name] = ModelRecord(
                 scores=scores, probabilities=parts[1 + 2 * k], features=parts[2 + 2 * k]
             )
-        return PairRecord(line["index"], line["pair_id"], parts[0], models)
+        hashes = line["sha256"]
+        if not isinstance(hashes, dict) or not all(isinstance(v, str) for v in hashes.values()):
+            return None
+        return PairRecord(line["index"], line["pair_id"], parts[0], models, files_sha256=hashes)
 
 
 @contextlib.contextmanager

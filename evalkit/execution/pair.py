@@ -47,6 +47,7 @@ class PairInputs:
     exemplar: np.ndarray  #: 256 x 256 x 3 uint8 BGR
     exemplar_mask: np.ndarray  #: 256 x 256 uint8 labels
     ground_truth: np.ndarray  #: H x W x 3 uint8 RGB at its own resolution
+    files_sha256: Mapping[str, str]  #: the four files' SHA-256 by role (what the journal's resume checks)
 
 
 def prepare_pair(root: Path, pair: Pair, *, max_pixels: int = defaults.MAX_PIXELS) -> PairInputs:
@@ -59,6 +60,7 @@ def prepare_pair(root: Path, pair: Pair, *, max_pixels: int = defaults.MAX_PIXEL
         exemplar=resize_exemplar(raw.exemplar),
         exemplar_mask=resize_label_map(raw.exemplar_mask),
         ground_truth=raw.ground_truth,
+        files_sha256=raw.sha256,
     )
 
 
@@ -126,9 +128,18 @@ def save_image(image: np.ndarray, path: Path) -> None:
         Image.fromarray(image).save(tmp, format="PNG")
 
 
-def pair_record(pair: Pair, gt_out: VerifierOutput, models: Mapping[str, ModelRecord]) -> PairRecord:
-    """The journal record of an evaluated pair: the ground truth's features and each model's record."""
-    return PairRecord(index=pair.index, pair_id=pair.val_id, gt_features=gt_out.features, models=dict(models))
+def pair_record(
+    pair: Pair, files_sha256: Mapping[str, str], gt_out: VerifierOutput, models: Mapping[str, ModelRecord]
+) -> PairRecord:
+    """The journal record of an evaluated pair: the ground truth's features, each model's record and the
+    hashes of the files they came from."""
+    return PairRecord(
+        index=pair.index,
+        pair_id=pair.val_id,
+        gt_features=gt_out.features,
+        models=dict(models),
+        files_sha256=dict(files_sha256),
+    )
 
 
 def skipped_record(pair: Pair, reason: str) -> PairRecord:
@@ -218,7 +229,7 @@ class PairEvaluator:
             models[t.spec.name] = model_record(scores, verifier(image))
         if cached is None:
             self.keep_ground_truth(key, gt_out)
-        return pair_record(inputs.pair, gt_out, models)
+        return pair_record(inputs.pair, inputs.files_sha256, gt_out, models)
 
     def records(self, pairs: Sequence[Pair], on_error: OnError) -> Iterator[PairRecord]:
         """The records of ``pairs`` in order, one pair after the other (inputs read a few pairs ahead).

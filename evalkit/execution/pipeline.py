@@ -19,7 +19,7 @@ import numpy as np
 
 from evalkit import __version__
 from evalkit import config as cfg
-from evalkit.data.ade20k import PairsFile
+from evalkit.data.ade20k import PAIR_FILE_ROLES, Pair, PairsFile, pair_file_hashes, pair_files
 from evalkit.errors import InputError
 from evalkit.execution.check import executor_outputs, require_runnable
 from evalkit.execution.inprocess import Executor, InProcessExecutor, OnError, step_names
@@ -176,6 +176,43 @@ def environment() -> dict[str, Any]:
     }
 
 
+def still_valid(
+    root: Path, pairs: Sequence[Pair], journaled: Sequence[PairRecord]
+) -> tuple[list[PairRecord], list[Path], int]:
+    """Which journaled records a resumed run can keep: those whose four files still have the hashes recorded.
+
+    Returns
+    -------
+    kept
+        The records to keep (their pairs are not evaluated again).
+    changed
+        The first changed file of each record dropped for a content change, in pair order (logged).
+    retried
+        How many skipped pairs are dropped to be tried again (their files may have been fixed since).
+
+    Notes
+    -----
+    A resume trusts content, not paths: each kept pair's files are read and hashed again (about what reading
+    them for evaluation costs, a small fraction of a translation; see ``benchmarks/resume_check.py``).
+    """
+    kept: list[PairRecord] = []
+    changed: list[Path] = []
+    retried = 0
+    for record in journaled:
+        pair = pairs[record.index]
+        if record.skipped is not None:
+            retried += 1
+            continue
+        now = pair_file_hashes(root, pair)
+        recorded = record.files_sha256 or {}
+        stale = [role for role in PAIR_FILE_ROLES if recorded.get(role) != now[role]]
+        if record.pair_id != pair.val_id or stale:
+            changed.append(pair_files(root, pair).by_role()[stale[0] if stale else PAIR_FILE_ROLES[0]])
+        else:
+            kept.append(record)
+    return kept, changed, retried
+
+
 def _fingerprint(
     config: cfg.Config, pairs_sha256: str, model_hashes: dict[str, str], verifier_sha256: str
 ) -> dict[str, Any]:
@@ -290,11 +327,19 @@ def _run(
         fingerprint = _fingerprint(config, pairs_sha256, model_hashes, verifier_sha256)
         pair_journal = Journal(journal_dir, fingerprint, names)
         if resume and pair_journal.exists():
-            records = pair_journal.resume()[: len(pairs)]
+            journaled = [r for r in pair_journal.resume() if r.index < len(pairs)]
+            records, changed, retried = still_valid(root, pairs, journaled)
             log(
                 f"resuming: {len(records)} of {len(pairs)} pairs already done "
                 f"(journal in {pair_journal.dir})"
             )
+            if changed:
+                log(
+                    f"{len(changed)} journaled pair(s) evaluated again: their files changed since "
+                    f"(first: {changed[0]})"
+                )
+            if retried:
+                log(f"{retried} skipped pair(s) tried again")
         else:
             if resume:
                 log(f"no journal in {journal_dir}: starting from the beginning")
@@ -314,9 +359,11 @@ def _run(
     for _ in records:
         for step in steps:
             display.advance(step)
+    done = {r.index for r in records}
+    todo = [p for p in pairs if p.index not in done]
     try:
         (executor or InProcessExecutor()).evaluate(
-            config, pairs[len(records) :], deliver, on_error=on_error, on_step=display.advance
+            config, todo, deliver, on_error=on_error, on_step=display.advance
         )
     finally:
         # whatever ends the run (a bad pair, Ctrl-C), what is done stays on disk for --resume
@@ -324,6 +371,7 @@ def _run(
             pair_journal.flush()
         display.close()
     t_infer = time.perf_counter() - t0
+    records.sort(key=lambda r: r.index)  # pairs evaluated again on resume come after the rest
 
     evaluated = sum(1 for r in records if r.skipped is None)
     if evaluated < MIN_PAIRS:
