@@ -202,6 +202,50 @@ def _add_run_options(p: argparse.ArgumentParser, *, for_check: bool = False) -> 
     add("--quiet", action="store_true", help="no progress output")
 
 
+def _number_or_text(text: str) -> int | float | str:
+    """A number as typed (int or float), else the text itself: the config's checks then refuse it in one
+    line naming the flag (argparse's own error would print the usage too)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _add_sequential_options(p: argparse.ArgumentParser, *, hidden: bool = False) -> None:
+    def shown(text: str) -> str:
+        return argparse.SUPPRESS if hidden else text
+
+    p.add_argument(
+        "--sequential",
+        action="store_true",
+        help=shown(
+            "with --gate: evaluate the pairs in a seeded random order and stop as soon as every gated metric "
+            "is decided (or at the first FAIL), with a stated error level (the config's 'sequential:' key "
+            "does the same)"
+        ),
+    )
+    p.add_argument(
+        "--alpha",
+        type=_number_or_text,
+        metavar="A",
+        help=shown(
+            f"with --sequential: each gated metric's error level, in (0, 0.5) (default "
+            f"{defaults.SEQUENTIAL_ALPHA})"
+        ),
+    )
+    p.add_argument(
+        "--look-every",
+        type=_number_or_text,
+        metavar="K",
+        help=shown(
+            f"with --sequential: pairs between two looks (default {defaults.SEQUENTIAL_LOOK_EVERY}; the "
+            "first "            "look comes after at most a quarter of the pairs)"
+        ),
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="evalkit",
@@ -238,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --gate: also write the verdicts as JUnit XML (one test case per model and metric) for a "
         "CI system; with $GITHUB_STEP_SUMMARY set, the gate table is appended to that file too",
     )
+    _add_sequential_options(run)
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     check = sub.add_parser(
@@ -255,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     # run's own options too, unlisted: a 'run' command line with 'run' replaced by 'check' is accepted
     check.add_argument("--gate", action="store_true", help=argparse.SUPPRESS)
     check.add_argument("--junit-xml", type=Path, help=argparse.SUPPRESS)
+    _add_sequential_options(check, hidden=True)
     check.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     demo = sub.add_parser(
@@ -285,8 +331,58 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"synthetic pairs (default {defaults.DEMO_PAIRS})",
     )
+    demo.add_argument(
+        "--compress",
+        action="store_true",
+        help="also make an INT8 version of the original stand-in with NNCF and add it as a column, gated "
+        "against the original (pip install 'evalkit[compress]')",
+    )
     demo.add_argument("--quiet", action="store_true", help="no progress output")
     demo.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    compress = sub.add_parser(
+        "compress",
+        help="make an INT8 model with NNCF, evaluate it beside its source and gate it",
+        description="Compress the config's model --source with NNCF (pip install 'evalkit[compress]'): "
+        "'int8' is post-training quantization calibrated on --calibration-pairs pairs (seeded by "
+        "metrics.seed, preprocessed exactly as evaluation feeds the model); with --max-drop METRIC=VALUE "
+        "NNCF's accuracy control reverts operations to float until evalkit's metric on the calibration "
+        "pairs is within the bound, and the full evaluation must confirm it (else exit 1). 'int8-weights' "
+        "compresses the weights only. Writes the IR and a sidecar JSON into OUTPUT/models/, then "
+        "evaluates the source, SOURCE-MODE and the config's other models as 'evalkit run --gate' does, "
+        "with the source as the reference. Exit 1: the gate found a regression or --max-drop was missed.",
+    )
+    compress.add_argument("config", type=Path, help="YAML config, e.g. configs/cocosnet.yaml")
+    compress.add_argument("--source", required=True, metavar="NAME", help="the config's model to compress")
+    compress.add_argument(
+        "--mode",
+        choices=("int8", "int8-weights"),
+        default="int8",
+        help="'int8' (default): post-training quantization of weights and activations; 'int8-weights': "
+        "INT8 weight-only compression (no data)",
+    )
+    compress.add_argument(
+        "--max-drop",
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
+        help="with --mode int8: accuracy control on one metric, PSNR and SSIM in their units (psnr=0.1), "
+        "IS and FID as a percentage of the source's value (fid=2%%)",
+    )
+    compress.add_argument(
+        "--calibration-pairs",
+        type=int,
+        default=defaults.CALIBRATION_PAIRS,
+        metavar="N",
+        help=f"pairs to calibrate on, drawn from the run's pairs (default {defaults.CALIBRATION_PAIRS})",
+    )
+    compress.add_argument(
+        "--exclude-calibration",
+        action="store_true",
+        help="evaluate on the pairs not used for calibration only (default: they stay; the report says so)",
+    )
+    _add_run_options(compress)
+    compress.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     cache = sub.add_parser(
         "cache",
@@ -380,6 +476,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
+    plan = sub.add_parser(
+        "plan",
+        help="how many pairs each gated metric needs, from a finished run",
+        description="From RESULTS.json, the number of pairs needed to tell a difference as large as each "
+        "gated metric's allowance from zero (two-sided test at the error level, with the given power), "
+        "from the per-pair spread the run observed (per-image metrics: the per-pair differences; IS, FID, "
+        "KID: the bootstrap interval of the paired comparison). For when a run cannot be sequential.",
+    )
+    plan.add_argument("results", type=Path, metavar="RESULTS.json", help="a results.json of evalkit run")
+    plan.add_argument(
+        "--alpha",
+        type=_number_or_text,
+        metavar="A",
+        help="error level in (0, 0.5) (default: the run's sequential alpha, else "
+        f"{defaults.SEQUENTIAL_ALPHA})",
+    )
+    plan.add_argument("--power", type=float, default=0.8, metavar="P", help="power in (0, 1) (default 0.8)")
+    plan.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
     verify = sub.add_parser(
         "verify-data",
         help="compare a data root and pairs file with the manifest of what evalkit expects",
@@ -414,6 +529,9 @@ def _overrides(args: argparse.Namespace) -> Overrides:
         device=args.device,
         metrics=args.metrics,
         bootstrap=args.bootstrap,
+        sequential=getattr(args, "sequential", False),
+        alpha=getattr(args, "alpha", None),
+        look_every=getattr(args, "look_every", None),
     )
 
 
@@ -454,6 +572,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.junit_xml is not None and not args.gate:
         raise InputError("--junit-xml: only with --gate (there are no verdicts to write)")
+    if args.sequential and not args.gate:
+        raise InputError("--sequential: only with --gate (sequential gating stops a gated run)")
     # The config's 'gate:' thresholds are read with it: a typo fails now, not after hours of inference.
     config = apply_overrides(load_config(args.config), _overrides(args))
     executor = _executor(args)
@@ -517,8 +637,48 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         n_pairs=args.pairs,
         progress=not args.quiet,
         log=_log,
+        compress=args.compress,
     )
     return _print_outcome(outcome)
+
+
+def _cmd_compress(args: argparse.Namespace) -> int:
+    from evalkit.config import apply_overrides, load_config
+    from evalkit.workflow import compress_and_report
+
+    if args.resume:
+        raise InputError("--resume: compress makes the model again; use --fresh to discard an old journal")
+    if len(args.max_drop) > 1:
+        raise InputError(
+            f"--max-drop: one metric (NNCF's accuracy control follows one), got {', '.join(args.max_drop)}"
+        )
+    config = apply_overrides(load_config(args.config), _overrides(args))
+    executor = _executor(args)
+    try:
+        outcome = compress_and_report(
+            config,
+            args.source,
+            args.mode,
+            max_drop=args.max_drop[0] if args.max_drop else None,
+            calibration_pairs=args.calibration_pairs,
+            exclude_calibration=args.exclude_calibration,
+            gallery_pairs=args.gallery_pairs,
+            fresh=args.fresh,
+            on_error=args.on_error,
+            progress=not args.quiet,
+            log=_log,
+            executor=executor,  # type: ignore[arg-type]
+        )
+    finally:
+        close = getattr(executor, "close", None)
+        if close is not None:
+            close()
+    code = _print_outcome(outcome.run)
+    print(f"Compressed model: {outcome.model.spec.path} (how it was made: {outcome.model.sidecar})")
+    if outcome.bound_missed is not None:
+        print(f"evalkit: {outcome.bound_missed}", file=sys.stderr)
+        return EXIT_GATE_FAILED
+    return code
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
@@ -588,25 +748,22 @@ def _cmd_gate(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from evalkit.report import write_reports
+    from evalkit.workflow import render_results
+
+    paths = render_results(args.results, args.output, formats=args.format, gallery=args.gallery)
+    print(f"Wrote {', '.join(str(p) for p in paths.values())}")
+    return EXIT_OK
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from evalkit.config import check_alpha
+    from evalkit.report.plan import render_plan
     from evalkit.results import load_results
 
-    result = load_results(args.results)
-    if args.gallery is not None and not args.gallery.is_dir():
-        raise InputError(f"{args.gallery}: gallery folder not found")
-    output = args.output or args.results.parent
-    if "json" in args.format and (output / "results.json").resolve() == args.results.resolve():
-        # Rewriting the file we read would only reformat it; keep the original bytes.
-        args.format = tuple(f for f in args.format if f != "json")
-    paths = write_reports(
-        result,
-        output,
-        formats=args.format,
-        gallery_dir=args.gallery or args.results.parent / "gallery",
-        gate=result.gate,  # the verdicts recorded by `evalkit run --gate`, if any
-        results_file=args.results,
-    )
-    print(f"Wrote {', '.join(str(p) for p in paths.values())}")
+    if not 0.0 < args.power < 1.0:
+        raise InputError(f"--power: expected a number in (0, 1), e.g. 0.8, got {args.power!r}")
+    alpha = None if args.alpha is None else check_alpha(args.alpha, "--alpha")
+    print(render_plan(load_results(args.results), alpha=alpha, power=args.power))
     return EXIT_OK
 
 
@@ -634,9 +791,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _cmd_run,
         "check": _cmd_check,
         "demo": _cmd_demo,
+        "compress": _cmd_compress,
         "cache": _cmd_cache,
         "gate": _cmd_gate,
         "report": _cmd_report,
+        "plan": _cmd_plan,
         "verify-data": _cmd_verify_data,
     }
     installed, previous = _terminate_like_ctrl_c()

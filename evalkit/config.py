@@ -122,6 +122,21 @@ class MetricSpec:
     seed: int = defaults.SEED
 
 
+@dataclass(frozen=True)
+class SequentialSpec:
+    """Sequential gating (the ``sequential:`` key, ``--sequential``): stop a gated run once its verdict is
+    known.
+
+    ``alpha``: each gated metric's error level (the chance that its decision differs from the full run's
+    gate), in (0, 0.5). ``look_every``: pairs between two looks (the first look comes after at most a
+    quarter of the listed pairs). The pairs' order is drawn with ``metrics.seed``. See
+    :mod:`evalkit.stats.sequential`.
+    """
+
+    alpha: float = defaults.SEQUENTIAL_ALPHA
+    look_every: int = defaults.SEQUENTIAL_LOOK_EVERY
+
+
 # ------------------------------------------------------------------------- gate thresholds, published table
 
 
@@ -239,6 +254,8 @@ class Config:
     gate: GateSpec = DEFAULT_GATE_SPEC
     #: A published table to show beside the measured values and to gate against (``published:``).
     published: PublishedTable | None = None
+    #: Sequential gating (``sequential:`` or ``--sequential``); ``None``: every pair is evaluated.
+    sequential: SequentialSpec | None = None
 
     @property
     def reference_model(self) -> str:
@@ -258,7 +275,10 @@ class Config:
 #: Where reports go when neither the config nor --output says.
 DEFAULT_OUTPUT = defaults.OUTPUT
 
-_TOP_KEYS = ("dataset", "models", "verifier", "runtime", "metrics", "output", "gate", "published")
+_TOP_KEYS = (
+    "dataset", "models", "verifier", "runtime", "metrics", "output", "gate", "published", "sequential"
+)  # fmt: skip
+_SEQUENTIAL_KEYS = ("alpha", "look_every")
 _DATASET_KEYS = ("root", "pairs", "limit", "max_pixels")
 _MODEL_KEYS = ("label", "path", "ref_image", "tensors")
 _CONVENTION_KEYS = ("color_order", "mean", "scale")
@@ -475,6 +495,42 @@ def parse_published(raw: Any, source: str = "<config>") -> PublishedTable:
     return PublishedTable(models=MappingProxyType(models), source=source)
 
 
+def check_alpha(value: Any, where: str) -> float:
+    """A sequential gate's error level: a number in (0, 0.5); ``where`` names the key or flag in the error."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 0.5:
+        raise InputError(f"{where}: expected an error level in (0, 0.5), e.g. 0.05, got {_shown(value)}")
+    return float(value)
+
+
+def check_look_every(value: Any, where: str) -> int:
+    """A sequential gate's look schedule: a positive number of pairs between looks."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(
+            f"{where}: unknown look schedule {_shown(value)}; expected a positive integer (pairs between "
+            f"two looks, default {defaults.SEQUENTIAL_LOOK_EVERY})"
+        )
+    return value
+
+
+def parse_sequential(raw: Any, source: str = "<config>") -> SequentialSpec:
+    """Validate a ``sequential:`` mapping (``{alpha: 0.05, look_every: 50}``; empty or null: the defaults).
+
+    Raises
+    ------
+    InputError
+        One line naming ``source`` and the key: an unknown key, an error level outside (0, 0.5), a look
+        schedule that is not a positive integer.
+    """
+    r = _Reader(source)
+    m = r.mapping(raw, "sequential", _SEQUENTIAL_KEYS)
+    return SequentialSpec(
+        alpha=check_alpha(m.get("alpha", defaults.SEQUENTIAL_ALPHA), f"{source}: key 'sequential.alpha'"),
+        look_every=check_look_every(
+            m.get("look_every", defaults.SEQUENTIAL_LOOK_EVERY), f"{source}: key 'sequential.look_every'"
+        ),
+    )
+
+
 def parse_config(raw: Any, source: str = "<config>") -> Config:
     """Validate a config mapping (as read from YAML) into a :class:`Config`.
 
@@ -487,6 +543,7 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
     top = r.mapping(raw, "", _TOP_KEYS)
     # Read first: a bad threshold or figure fails when the config is read, not after the inference.
     gate, published = _gate_keys(top, source)
+    sequential = parse_sequential(top["sequential"], source) if "sequential" in top else None
 
     ds = r.mapping(top.get("dataset"), "dataset", _DATASET_KEYS)
     dataset = DatasetSpec(
@@ -577,6 +634,7 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
         source=source,
         gate=gate,
         published=published,
+        sequential=sequential,
     )
 
 
@@ -717,6 +775,10 @@ class Overrides:
     device: str | None = None
     metrics: MetricProfile | None = None
     bootstrap: int | None = None
+    #: ``--sequential``: sequential gating with the config's ``sequential:`` settings, else the defaults.
+    sequential: bool = False
+    alpha: float | None = None  #: ``--alpha`` (needs sequential gating)
+    look_every: int | None = None  #: ``--look-every`` (needs sequential gating)
 
 
 def apply_overrides(config: Config, overrides: Overrides) -> Config:
@@ -756,8 +818,19 @@ def apply_overrides(config: Config, overrides: Overrides) -> Config:
         if overrides.bootstrap < 0:
             raise InputError(f"--bootstrap: expected an integer >= 0, got {overrides.bootstrap}")
         metrics = replace(metrics, bootstrap=overrides.bootstrap)
+    sequential = config.sequential
+    if overrides.sequential and sequential is None:
+        sequential = SequentialSpec()
+    for flag, value in (("--alpha", overrides.alpha), ("--look-every", overrides.look_every)):
+        if value is not None and sequential is None:
+            raise InputError(f"{flag}: only with --sequential (or a 'sequential:' key in the config)")
+    if sequential is not None and overrides.alpha is not None:
+        sequential = replace(sequential, alpha=check_alpha(overrides.alpha, "--alpha"))
+    if sequential is not None and overrides.look_every is not None:
+        sequential = replace(sequential, look_every=check_look_every(overrides.look_every, "--look-every"))
     return replace(
         config,
+        sequential=sequential,
         models=models,
         dataset=dataset,
         verifier=verifier,
@@ -834,6 +907,9 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         },
         "output": p(config.output),
         **({"published": config.published.texts()} if config.published is not None else {}),
+        **(
+            {"sequential": vars(config.sequential).copy()} if config.sequential is not None else {}
+        ),
     }
 
 

@@ -48,6 +48,9 @@ OUTPUT = "reports/evalkit"
 #: refused from its header, before it is decoded (a 60000 x 60000 PNG header would otherwise ask for ~10 GB).
 #: ADE20k's largest validation image is ~2 Mpx, far below it; 40 Mpx of RGB is ~120 MB decoded.
 MAX_PIXELS = 40_000_000
+#: Largest pairs file read (bytes): ADE20k's lists 2000 pairs in 962 kB; a bound keeps
+#: ``--pairs /dev/zero`` (or a wrong, huge file) from filling the memory.
+PAIRS_FILE_MAX_BYTES = 64 * 1024 * 1024
 #: YAML files (configs, gate files) are refused past these bounds instead of expanding aliases without end
 #: ("billion laughs") or recursing past Python's stack: configs are small and shallow.
 YAML_MAX_ALIASES = 100
@@ -70,8 +73,17 @@ BOOTSTRAP = 200
 #: ``metrics.seed``: seed of the bootstrap, KID's subsets, the extended IS splits and the gallery.
 SEED = 0
 
+#: ``sequential.alpha`` (``--alpha``): the error level of a sequential gate's decisions (each gated metric's
+#: chance of a decision that differs from the full run's gate).
+SEQUENTIAL_ALPHA = 0.05
+#: ``sequential.look_every`` (``--look-every``): pairs between two looks of a sequential gate (the first look
+#: comes after at most a quarter of the listed pairs).
+SEQUENTIAL_LOOK_EVERY = 50
+
 #: ``--gallery-pairs``: pairs of each kind (largest PSNR drop, random) in the report's gallery.
 GALLERY_PAIRS = 4
+#: ``evalkit compress --calibration-pairs``: pairs NNCF calibrates on (NNCF's own default subset size).
+CALIBRATION_PAIRS = 300
 #: ``--shard-size``: consecutive pairs per Dask task.
 SHARD_SIZE = 16
 #: ``evalkit demo --output``: not tracked by git (the committed example report is ``reports/demo/``).

@@ -14,7 +14,10 @@
 - ``verifier``: ``path``, ``sha256``; ``environment`` (library versions, CPU, date); ``timings``;
 - ``comparison`` (``metrics.profile: all`` with two models or more): ``reference_model``, ``bootstrap``,
   ``seed``, ``confidence`` and ``models.NAME.METRIC`` = the paired difference's fields and its sentence;
-- ``gate`` (``run --gate``): the gate's verdicts.
+- ``gate`` (``run --gate``): the gate's verdicts;
+- ``sequential`` (``run --gate --sequential`` only): how the run stopped (pairs evaluated / listed, the
+  planned looks, the method and error level) and each gated metric's decision: its verdict, the look that
+  made it, the interval and the allowance (:class:`SequentialRun`). Absent from ordinary runs.
 
 A value that is undefined (e.g. a PSNR mean when every image is identical to its ground truth) is written as
 ``null``, never as NaN or Infinity; a per-image PSNR is ``null`` exactly when it is infinite.
@@ -48,6 +51,8 @@ __all__ = [
     "ModelResult",
     "RunResult",
     "SampleScores",
+    "SequentialDecision",
+    "SequentialRun",
     "SkippedPair",
     "VerifierInfo",
     "load_results",
@@ -296,6 +301,125 @@ class Comparison:
         )
 
 
+#: How a sequential decision was made: at an interim look, by the ordinary gate on every pair (no interim look
+#: decided it), or not at all (the run stopped at another metric's FAIL first).
+DecidedBy = Literal["look", "full run", "undecided"]
+
+
+@dataclass(frozen=True)
+class SequentialDecision:
+    """One gated (candidate model, metric) of a sequential run.
+
+    Attributes
+    ----------
+    model, metric : str
+        Candidate model and metric key.
+    verdict : {"PASS", "FAIL", "N/A"}
+        ``N/A`` when not decided (``decided_by="undecided"``) or left to the full-run gate (whose row then
+        has the verdict).
+    decided_by : {"look", "full run", "undecided"}
+        See :data:`DecidedBy`.
+    look : int or None
+        1-based number of the look that decided (``decided_by="look"``), else the last look made.
+    n : int
+        Pairs evaluated at that look.
+    delta, ci_low, ci_high : float
+        Candidate minus reference at that look and its interval, valid over all looks (NaN: none).
+    allowance : float
+        The gate's allowed worsening at that look (NaN: none).
+    higher_is_better : bool
+        The metric's direction.
+    """
+
+    model: str
+    metric: str
+    verdict: Verdict
+    decided_by: DecidedBy
+    look: int | None
+    n: int
+    delta: float
+    ci_low: float
+    ci_high: float
+    allowance: float
+    higher_is_better: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: finite_or_none(v) if isinstance(v, float) else v for k, v in vars(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SequentialDecision:
+        d = _mapping(d, "sequential.decisions[]")
+        floats = ("delta", "ci_low", "ci_high", "allowance")
+        return cls(
+            **{k: v for k, v in d.items() if k not in floats},
+            **{k: _float(d[k], key=f"sequential.decisions[].{k}") for k in floats},
+        )
+
+
+@dataclass(frozen=True)
+class SequentialRun:
+    """How a sequential gate ran (``results.json``'s ``sequential`` section).
+
+    Attributes
+    ----------
+    method : str
+        The interval method (:data:`evalkit.stats.sequential.METHOD`).
+    alpha : float
+        Each gated metric's error level: the chance that its decision differs from the full run's gate.
+    look_every : int
+        The configured pairs between looks.
+    order_seed : int
+        Seed of the pairs' order (a permutation of the pairs file, the same for every model; the samples of
+        ``results.json`` are in that order).
+    looks : tuple of int
+        The planned looks: pairs done at each; the last is every listed pair (the ordinary gate).
+    n_listed : int
+        Pairs in the pairs file (after ``dataset.limit``).
+    n_done : int
+        Pairs taken from the order before the run stopped (evaluated or skipped).
+    stopped_early : bool
+        True when the run stopped before the last listed pair.
+    stop_look : int or None
+        1-based number of the look at which the run stopped (None: it ran to the last pair).
+    decisions : tuple of SequentialDecision
+        One per candidate model and gated metric.
+    """
+
+    method: str
+    alpha: float
+    look_every: int
+    order_seed: int
+    looks: tuple[int, ...]
+    n_listed: int
+    n_done: int
+    stopped_early: bool
+    stop_look: int | None
+    decisions: tuple[SequentialDecision, ...]
+
+    def decision(self, model: str, metric: str) -> SequentialDecision | None:
+        """The decision of ``model`` on ``metric``, ``None`` when the metric was not gated."""
+        return next((d for d in self.decisions if d.model == model and d.metric == metric), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **{k: v for k, v in vars(self).items() if k not in ("looks", "decisions")},
+            "looks": list(self.looks),
+            "decisions": [d.to_dict() for d in self.decisions],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SequentialRun:
+        d = _mapping(d, "sequential")
+        return cls(
+            **{k: v for k, v in d.items() if k not in ("looks", "decisions", "alpha")},
+            alpha=_float(d["alpha"], key="sequential.alpha"),
+            looks=tuple(int(x) for x in _sequence(d["looks"], "sequential.looks")),
+            decisions=tuple(
+                SequentialDecision.from_dict(x) for x in _sequence(d["decisions"], "sequential.decisions")
+            ),
+        )
+
+
 @dataclass(frozen=True)
 class RunResult:
     """A whole run. ``models`` keeps the config's order; comparisons are against
@@ -311,6 +435,7 @@ class RunResult:
     comparison: Comparison | None = None
     skipped: tuple[SkippedPair, ...] = ()
     gate: GateReport | None = None  #: the gate's verdicts, when ``run --gate`` was used
+    sequential: SequentialRun | None = None  #: how a sequential gate stopped (``--sequential`` only)
 
     @property
     def reference_model(self) -> str:
@@ -335,6 +460,7 @@ class RunResult:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             **({"comparison": self.comparison.to_dict()} if self.comparison is not None else {}),
             **({"gate": self.gate.to_dict()} if self.gate is not None else {}),
+            **({"sequential": self.sequential.to_dict()} if self.sequential is not None else {}),
         }
 
     @classmethod
@@ -381,6 +507,7 @@ class RunResult:
                 SkippedPair(**_mapping(s, "skipped")) for s in _sequence(d.get("skipped", []), "skipped")
             ),
             gate=gate,
+            sequential=SequentialRun.from_dict(d["sequential"]) if d.get("sequential") else None,
         )
 
 
@@ -450,6 +577,8 @@ def load_results(path: Path) -> RunResult:
             f"{path}{line}: not strict JSON: {exc} is not a number "
             "(evalkit writes null for an undefined value)"
         ) from None
+    except RecursionError:
+        raise InputError(f"{path}: nested too deeply to be an evalkit results file") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
     except KeyError as exc:

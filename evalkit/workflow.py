@@ -18,20 +18,28 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, is_dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evalkit import config as cfg
 from evalkit import defaults
 from evalkit.data.ade20k import PairsFile
 from evalkit.errors import InputError
 from evalkit.execution import pipeline
-from evalkit.execution.check import GALLERY_FOLDER, GALLERY_KEY, executor_outputs
+from evalkit.execution.check import GALLERY_FOLDER, GALLERY_KEY, RESULT_SET_NAMES, executor_outputs
 from evalkit.execution.inprocess import Executor, InProcessExecutor, OnError
 from evalkit.execution.pipeline import Progress
+from evalkit.fileio import file_set
 from evalkit.results import GateReport, RunResult
 
+if TYPE_CHECKING:
+    from evalkit.compress import CompressedModel, MaxDrop, Mode
+    from evalkit.data.ade20k import Pair
+
 __all__ = [
+    "CompressOutcome",
     "RunOutcome",
     "check_gate_ci_files",
+    "compress_and_report",
     "configure",
     "demo_cache_dir",
     "demo_inputs_ready",
@@ -65,6 +73,9 @@ def configure(
     device: str | None = None,
     metrics: cfg.MetricProfile | None = None,
     bootstrap: int | None = None,
+    sequential: bool = False,
+    alpha: float | None = None,
+    look_every: int | None = None,
 ) -> cfg.Config:
     """A config with the library's overrides applied (the same as the command line's flags).
 
@@ -76,6 +87,9 @@ def configure(
         As ``--data-root``, ``--pairs``, ``--model NAME=PATH`` (a mapping NAME -> PATH), ``--verifier``,
         ``--limit``, ``--output``, ``--device``, ``--metrics``, ``--bootstrap``; ``None`` keeps the
         config's value.
+    sequential, alpha, look_every
+        As ``--sequential``, ``--alpha``, ``--look-every``: sequential gating (for
+        :func:`run_and_report` with ``gate=True``), with the config's ``sequential:`` settings or these.
 
     Raises
     ------
@@ -93,6 +107,9 @@ def configure(
         device=device,
         metrics=metrics,
         bootstrap=bootstrap,
+        sequential=sequential,
+        alpha=alpha,
+        look_every=look_every,
     )
     return cfg.apply_overrides(conf, overrides)
 
@@ -169,6 +186,11 @@ def evaluate(
         metrics=metrics,
         bootstrap=bootstrap,
     )
+    if conf.sequential is not None:
+        raise InputError(
+            f"{conf.source}: key 'sequential': sequential gating stops a gated run; use "
+            "run_and_report(..., gate=True)"
+        )
     return pipeline.run(
         conf,
         progress=progress,
@@ -342,6 +364,9 @@ def run_and_report(
     gate
         Compare every model with the reference model under the config's ``gate:`` thresholds (the
         built-in ones when it has none), record the verdicts in the results and write ``gate.md``.
+        With the config's ``sequential`` set (``sequential:``, or :func:`configure`'s ``sequential=True``)
+        the pairs are evaluated in a seeded random order and the run stops as soon as the gate's verdict is
+        known (:mod:`evalkit.stats.sequential`); it needs ``gate``.
     gallery_pairs
         The report's gallery shows this many pairs whose outputs differ most from the reference model's
         (largest mean absolute pixel difference; the largest PSNR drop when the run did not measure every
@@ -374,6 +399,10 @@ def run_and_report(
             raise InputError(f"{name}: only with gate=True (there are no verdicts to write)")
     check_gate_ci_files(junit_xml, step_summary)  # now, not after hours of inference
     conf = config if isinstance(config, cfg.Config) else cfg.load_config(config)
+    if conf.sequential is not None and not gate:
+        raise InputError(
+            f"{conf.source}: key 'sequential' (--sequential): sequential gating needs --gate (gate=True)"
+        )
     folder = _path(output) or conf.output or Path(defaults.OUTPUT)
     conf = replace(conf, output=folder)
     with ExitStack() as held:  # the pipeline puts the folder's lock here: held until the last report
@@ -398,10 +427,8 @@ def _run_and_report_locked(
     step_summary: str | Path | None,
     held: ExitStack,
 ) -> RunOutcome:
-    from evalkit.execution.gallery import GalleryKeeper, write_gallery
+    from evalkit.execution.gallery import GalleryKeeper
     from evalkit.execution.journal import remove_journal
-    from evalkit.fileio import write_text_atomic
-    from evalkit.report import write_reports
 
     executor = executor or InProcessExecutor()
     keeper = None
@@ -427,40 +454,146 @@ def _run_and_report_locked(
             GALLERY_KEY: folder / GALLERY_FOLDER if gallery_pairs > 0 else None,
         },
     )
+    try:
+        with file_set(folder, RESULT_SET_NAMES, last="results.json") as staging:
+            result, staged = _write_result_set(
+                conf, result, staging, gate, gallery_pairs, keeper, executor, read[0].pairs
+            )
+    except OSError as exc:
+        raise InputError(
+            f"{exc.filename or folder}: {exc.strerror or exc} (while writing the results; {folder} keeps "
+            "the previous complete set or none, and the journal: run again with --resume)"
+        ) from None
+    paths = {kind: folder / path.relative_to(staging) for kind, path in staged.items()}
+    gallery = folder / GALLERY_FOLDER if gallery_pairs > 0 else None
+    if result.gate is not None:
+        ci_paths = write_gate_ci_files(result.gate, junit_xml=junit_xml, step_summary=step_summary)
+        if "junit" in ci_paths:
+            paths["junit"] = ci_paths["junit"]
+    remove_journal(folder)  # the reports are complete: nothing left to resume
+    return RunOutcome(result=result, output=folder, paths=paths, gallery=gallery)
+
+
+def _write_result_set(
+    conf: cfg.Config,
+    result: RunResult,
+    staging: Path,
+    gate: bool,
+    gallery_pairs: int,
+    keeper: object,
+    executor: Executor,
+    pairs: Sequence[Pair],
+) -> tuple[RunResult, dict[str, Path]]:
+    # Every file of the run's set, into the staging folder of `file_set`: gallery, gate.md, reports.
+    from evalkit.execution.gallery import write_gallery
+    from evalkit.fileio import write_text_atomic
+    from evalkit.report import write_reports
+
     gallery = None
     if gallery_pairs > 0:
-        compiled_cache = getattr(executor, "compiled_cache", None)
         t_gallery = time.perf_counter()
         gallery = write_gallery(
             conf,
             result,
-            folder / GALLERY_FOLDER,
+            staging / GALLERY_FOLDER,
             k=gallery_pairs,
-            keeper=keeper,
-            compiled_cache=compiled_cache,
-            pairs=read[0].pairs,
+            keeper=keeper,  # type: ignore[arg-type]
+            compiled_cache=getattr(executor, "compiled_cache", None),
+            pairs=pairs,
         )
         result = replace(result, timings={**result.timings, "gallery_s": time.perf_counter() - t_gallery})
     gate_path = None
-    ci_paths: dict[str, Path] = {}
     if gate:
         from evalkit.gate import compare_within_run
         from evalkit.report.gate import render_gate_markdown
 
-        result = replace(result, gate=compare_within_run(result, conf.gate))
-        assert result.gate is not None
-        gate_path = folder / "gate.md"
+        report = compare_within_run(result, conf.gate)
+        if result.sequential is not None:  # the verdicts of its looks replace the gate's
+            from evalkit.gate.engine import apply_sequential
+
+            report = apply_sequential(report, result.sequential)
+        result = replace(result, gate=report)
+        gate_path = staging / "gate.md"
         write_text_atomic(gate_path, render_gate_markdown(result.gate))
-        ci_paths = write_gate_ci_files(result.gate, junit_xml=junit_xml, step_summary=step_summary)
     paths = write_reports(
-        result, folder, formats=RUN_REPORT_FORMATS, gate=result.gate, gallery_dir=gallery
+        result, staging, formats=RUN_REPORT_FORMATS, gate=result.gate, gallery_dir=gallery
     )
     if gate_path is not None:
         paths["gate"] = gate_path
-    if "junit" in ci_paths:
-        paths["junit"] = ci_paths["junit"]
-    remove_journal(folder)  # the reports are complete: nothing left to resume
-    return RunOutcome(result=result, output=folder, paths=paths, gallery=gallery)
+    return result, paths
+
+
+def render_results(
+    results_file: str | Path,
+    output: str | Path | None = None,
+    *,
+    formats: Sequence[str] = RUN_REPORT_FORMATS,
+    gallery: str | Path | None = None,
+) -> dict[str, Path]:
+    """What ``evalkit report`` does: render the reports of a ``results.json`` again, as one result set.
+
+    Into the results file's own folder (the default), the folder's set is renewed: the files asked for are
+    rendered again, the others (``results.json`` with its bytes, the gallery, ``gate.md``) are kept, and
+    ``SHA256SUMS`` lists them all. Into another folder, the files asked for form a set of their own; a
+    folder that holds another run's set is refused, so two runs' files never mix.
+
+    Returns
+    -------
+    dict
+        The paths written, by kind (as :func:`evalkit.report.write_reports`).
+
+    Raises
+    ------
+    InputError
+        A bad results file, a missing gallery folder, a folder holding another run's set, or a write that
+        failed (the folder then keeps its previous set).
+    """
+    import shutil
+    from pathlib import PurePosixPath
+
+    from evalkit.fileio import SET_CHECKSUMS, set_listing, sha256_file
+    from evalkit.report import write_reports
+    from evalkit.results import load_results
+
+    results_file = Path(results_file)
+    result = load_results(results_file)
+    folder = _path(output) or results_file.parent
+    gallery_dir = _path(gallery) or results_file.parent / GALLERY_FOLDER
+    if gallery is not None and not gallery_dir.is_dir():
+        raise InputError(f"{gallery_dir}: gallery folder not found")
+    from evalkit.execution.lock import output_lock
+
+    own = folder.resolve() == results_file.parent.resolve() and results_file.name == "results.json"
+    with output_lock(folder):  # not while a run (or another report) writes there
+        listed_results = set_listing(folder).get("results.json")
+        if not own and listed_results not in (None, sha256_file(results_file)):
+            raise InputError(
+                f"{folder}: holds the result set of another run ({SET_CHECKSUMS}); choose another --output "
+                "(files of two runs never share a folder)"
+            )
+        try:
+            last = "results.json" if own or "json" in formats else None
+            with file_set(folder, RESULT_SET_NAMES, last=last) as staging:
+                asked = [f for f in formats if not (own and f == "json")]  # keep the file read, byte for byte
+                staged = write_reports(
+                    result, staging, formats=asked, gallery_dir=gallery_dir, gate=result.gate,
+                    results_file=results_file,
+                )  # fmt: skip
+                if own:  # the rest of the set stays: hard links, so nothing is copied
+                    for name in {PurePosixPath(n).parts[0] for n in set_listing(folder)} | {"results.json"}:
+                        source, kept = folder / name, staging / name
+                        if kept.exists() or not source.exists():
+                            continue
+                        if source.is_dir():
+                            shutil.copytree(source, kept, copy_function=os.link)
+                        else:
+                            os.link(source, kept)
+        except OSError as exc:
+            raise InputError(
+                f"{exc.filename or folder}: {exc.strerror or exc} (while writing the reports; {folder} keeps "
+                "its previous set)"
+            ) from None
+    return {kind: folder / path.relative_to(staging) for kind, path in staged.items()}
 
 
 def demo_cache_dir(cache_dir: str | Path | None = None) -> Path:
@@ -492,6 +625,7 @@ def run_demo(
     n_pairs: int = defaults.DEMO_PAIRS,
     progress: Progress | bool | None = None,
     log: Callable[[str], None] | None = None,
+    compress: bool = False,
 ) -> RunOutcome:
     """``evalkit demo``: the stand-in models on a synthetic data set, through :func:`run_and_report`.
 
@@ -510,6 +644,9 @@ def run_demo(
         Synthetic pairs (``--pairs``).
     progress, log
         As for :func:`evaluate`.
+    compress
+        ``evalkit demo --compress``: also make ``original-int8`` with NNCF (calibrated on the synthetic
+        pairs) and evaluate and gate it through :func:`compress_and_report` (needs ``evalkit[compress]``).
 
     Returns
     -------
@@ -540,4 +677,182 @@ def run_demo(
     executor = make_executor("inprocess", cache_root=_path(cache_dir), log=log)
     # fresh: a demo interrupted earlier is started again (its journal is a minute of stand-in work, and
     # demo has no --resume)
+    if compress:
+        return compress_and_report(
+            config, "original", "int8", output, fresh=True, progress=progress, log=log, executor=executor
+        ).run
     return run_and_report(config, output, fresh=True, progress=progress, log=log, executor=executor)
+
+
+@dataclass(frozen=True)
+class CompressOutcome:
+    """What :func:`compress_and_report` did: the compressed model, the run that evaluated it and the
+    ``max_drop`` check against the full evaluation."""
+
+    run: RunOutcome  #: the run of the source, the compressed model and the config's other models, gated
+    model: CompressedModel  #: the compressed IR, its sidecar JSON, calibration pairs, reverted operations
+    max_drop: MaxDrop | None = None  #: the accuracy-control bound, if one was given
+    drop: float | None = None  #: the measured drop in the bound's terms (its unit, or a fraction)
+
+    @property
+    def bound_missed(self) -> str | None:
+        """One line: by how much the full evaluation missed ``max_drop`` (``None``: met, or no bound)."""
+        bound = self.max_drop
+        if bound is None or self.drop is None or self.drop <= bound.value:
+            return None
+        return (
+            f"--max-drop {bound.text}: missed by {bound.describe(self.drop - bound.value)} (the full "
+            f"evaluation measured a {bound.metric.name} drop of {bound.describe(self.drop)} over "
+            f"{self.run.result.dataset.n_pairs} pairs)"
+        )
+
+    @property
+    def passed(self) -> bool:
+        """False when the gate found a regression or the bound was missed (the command line's exit code 1)."""
+        return self.run.passed and self.bound_missed is None
+
+
+def _remaining_pairs_file(pairs: Sequence[Pair], leave_out: Sequence[Pair], path: Path) -> Path:
+    # The run reads a pairs file: the evaluation pairs are written as lines of one (fields 1 and 2, the
+    # only ones read), in their original order.
+    from evalkit.fileio import write_text_atomic
+
+    left_out = {p.index for p in leave_out}
+    lines = [f"{p.val_id}.jpg,{p.exemplar_id}.jpg\n" for p in pairs if p.index not in left_out]
+    write_text_atomic(path, "".join(lines))
+    return path
+
+
+def compress_and_report(
+    config: cfg.Config | str | Path,
+    source: str,
+    mode: Mode = "int8",
+    output: str | Path | None = None,
+    *,
+    max_drop: str | MaxDrop | None = None,
+    calibration_pairs: int = defaults.CALIBRATION_PAIRS,
+    exclude_calibration: bool = False,
+    gallery_pairs: int = defaults.GALLERY_PAIRS,
+    fresh: bool = False,
+    on_error: OnError = "fail",
+    progress: Progress | bool | None = None,
+    log: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
+) -> CompressOutcome:
+    """``evalkit compress``: make ``SOURCE-MODE`` with NNCF, evaluate it beside its source, gate it.
+
+    Writes the compressed IR and its sidecar JSON into ``output/models/``
+    (:func:`evalkit.compress.compress_model`), then runs :func:`run_and_report` into ``output`` with the
+    compressed model added right after its source, the source as the reference model (the deltas, the
+    paired comparison and the gate are against it) and the gate on.
+
+    Parameters
+    ----------
+    config
+        A :class:`evalkit.config.Config` (overrides applied, e.g. with :func:`configure`) or a YAML path.
+    source
+        The model key to compress.
+    mode
+        ``"int8"`` (post-training quantization) or ``"int8-weights"`` (weight-only).
+    output
+        The report folder; default the config's ``output``, else :data:`evalkit.defaults.OUTPUT`.
+    max_drop
+        ``"METRIC=VALUE"`` (``psnr=0.1``, ``fid=2%``) or a parsed :class:`evalkit.compress.MaxDrop`: NNCF's
+        accuracy control with evalkit's metric, then checked against the full evaluation.
+    calibration_pairs
+        Pairs drawn (seeded by ``metrics.seed``) from the run's pairs for calibration.
+    exclude_calibration
+        Evaluate on the other pairs only (written to ``output/models/SOURCE-int8.evaluation_pairs.txt``);
+        by default the calibration pairs stay in the evaluation set and the compressed model's label says so.
+    gallery_pairs, fresh, on_error, progress, log, executor
+        As for :func:`run_and_report` (``on_error`` applies to the evaluation; calibration always fails
+        at a bad pair).
+
+    Returns
+    -------
+    CompressOutcome
+        ``passed`` is False when the gate found a regression or ``max_drop`` was missed.
+
+    Raises
+    ------
+    InputError
+        NNCF absent (how to install it), an unknown model key or mode, a malformed ``max_drop``, an empty
+        calibration or evaluation set, or any bad input of the run; all before NNCF starts.
+
+    Notes
+    -----
+    The measured drop is the full evaluation's, never NNCF's estimate on its validation subset (the
+    calibration pairs). Accuracy control can always fall back to float, so a bound of 0 or more is never
+    out of NNCF's reach on its subset; on the full set it can be missed, and a negative bound always is.
+    Every model of the run is gated against the source, as ``run --gate`` gates against the reference.
+    """
+    from evalkit.compress import (
+        check_request,
+        compress_model,
+        draw_calibration_pairs,
+        parse_max_drop,
+        require_nncf,
+    )
+    from evalkit.execution.check import require_runnable
+    from evalkit.execution.pipeline import MIN_PAIRS
+
+    require_nncf()
+    bound = parse_max_drop(max_drop) if isinstance(max_drop, str) else max_drop
+    conf = config if isinstance(config, cfg.Config) else cfg.load_config(config)
+    check_request(conf, source, mode, bound)
+    if exclude_calibration and mode != "int8":
+        raise InputError("--exclude-calibration: only with --mode int8 (weight compression uses no data)")
+    folder = _path(output) or conf.output or Path(defaults.OUTPUT)
+    conf = replace(conf, output=folder)
+    pairs = require_runnable(conf, output=folder).pairs  # every input checked before NNCF starts
+    calibration = ()
+    if mode == "int8":  # an empty calibration set is refused here, before NNCF starts
+        calibration = draw_calibration_pairs(pairs, calibration_pairs, conf.metrics.seed)
+    if exclude_calibration and len(pairs) - len(calibration) < MIN_PAIRS:
+        raise InputError(
+            f"--exclude-calibration: {len(calibration)} calibration pairs of {len(pairs)} leave "
+            f"{len(pairs) - len(calibration)} to evaluate; FID needs at least {MIN_PAIRS}"
+        )
+    from evalkit.execution.lock import output_lock
+
+    with output_lock(folder):  # from the compressed model's files to the last report: one writer
+        made = compress_model(
+            conf,
+            source,
+            mode,
+            folder / "models",
+            pairs,
+            calibration_pairs=calibration_pairs,
+            max_drop=bound,
+            evaluated_with_calibration=not exclude_calibration,
+            quiet=not progress,
+            log=log,
+        )
+        models: list[cfg.ModelSpec] = []
+        for spec in conf.models:
+            models += [spec, made.spec] if spec.name == source else [spec]
+        run_conf = replace(
+            conf, models=tuple(models), metrics=replace(conf.metrics, reference_model=source)
+        )
+        if exclude_calibration:
+            # beside the model, not in the output folder itself (a run's output may not hold its pairs file)
+            evaluation = made.sidecar.with_suffix(".evaluation_pairs.txt")
+            _remaining_pairs_file(pairs, made.calibration, evaluation)
+            run_conf = replace(run_conf, dataset=replace(run_conf.dataset, pairs=evaluation, limit=None))
+        outcome = run_and_report(
+            run_conf,
+            folder,
+            gate=True,
+            gallery_pairs=gallery_pairs,
+            fresh=fresh,
+            on_error=on_error,
+            progress=progress,
+            log=log,
+            executor=executor,
+        )
+    drop = None
+    if bound is not None:
+        metrics = outcome.result.models
+        key = bound.metric.key
+        drop = bound.drop(metrics[source].metrics.get(key), metrics[made.spec.name].metrics.get(key))
+    return CompressOutcome(run=outcome, model=made, max_drop=bound, drop=drop)

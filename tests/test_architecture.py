@@ -29,8 +29,11 @@ ALLOWED: dict[str, set[str]] = {
     "gate": SHARED | {"config", "metrics", "results"},
     "report": SHARED | {"config", "metrics", "stats", "results"},
     "demo": SHARED | {"config", "data"},
+    # compress: NNCF's model making (calibration data, the runtime, the metric as accuracy control)
+    "compress": SHARED | {"config", "data", "runtime", "metrics", "stats", "results", "execution"},
     "workflow": SHARED
-    | {"config", "data", "runtime", "metrics", "stats", "results", "execution", "gate", "report", "demo"},
+    | {"config", "data", "runtime", "metrics", "stats", "results", "execution", "gate", "report", "demo"}
+    | {"compress"},
     # data: `verify-data` calls data.manifest directly (there is no run to orchestrate).
     "cli": SHARED | {"config", "data", "results", "execution", "gate", "report", "workflow", "demo"},
     "__main__": {"cli"},

@@ -356,3 +356,15 @@ def test_gate_refuses_a_string_metric(tmp_path: Path, capsys) -> None:
         f"evalkit: error: {bad}: not an evalkit results file "
         "(metrics.psnr: expected a number or null, got '20.0')"
     )
+
+
+@pytest.mark.parametrize("kind", ["directory", "FIFO"])
+def test_directory_or_fifo_given_as_a_model(standins, data, tmp_path: Path, kind: str) -> None:
+    import os
+
+    model = tmp_path / "m.xml"
+    model.mkdir() if kind == "directory" else os.mkfifo(model)
+    shown = "a directory" if kind == "directory" else "a special file (FIFO, socket or device)"
+    assert error_of(standins, data, tmp_path, models={"converted": model}) == (
+        f"{model}: is {shown}, not a translation (converted) model file"
+    )

@@ -163,3 +163,24 @@ def test_huge_image_in_a_run_is_exit_2_or_skipped(standins, data, tmp_path: Path
     result = evalkit.evaluate(demo, output=tmp_path / "skip", on_error="skip", **kwargs)
     (skipped,) = result.skipped
     assert skipped.pair_id == "ADE_val_00000002" and "60000 x 60000" in skipped.reason
+
+
+def test_an_endless_pairs_file_is_refused_at_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalkit.data.ade20k import read_pairs_file
+
+    monkeypatch.setattr(defaults, "PAIRS_FILE_MAX_BYTES", 1000)  # the real bound is 64 MiB; same code path
+    with pytest.raises(InputError) as info:
+        read_pairs_file("/dev/zero")
+    assert str(info.value) == (
+        "/dev/zero: pairs file is larger than 1000 bytes "
+        "(ADE20k's, 2000 pairs, has 962 kB; one pair per line)"
+    )
+
+
+def test_results_nested_past_the_stack_are_one_line(tmp_path: Path) -> None:
+    from evalkit.results import load_results
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    with pytest.raises(InputError, match=r"deep.json: nested too deeply to be an evalkit results file$"):
+        load_results(deep)

@@ -154,7 +154,9 @@ def gated_results(tmp_path: Path) -> Path:
 def test_report_writes_the_requested_formats_to_output(gated_results: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "elsewhere"
     assert cli.main(["report", str(gated_results), "--format", "md,csv", "--output", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["per_sample.csv", "report.md", "summary.csv"]
+    # the files asked for, and the checksum list that makes them one set
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["per_sample.csv", "report.md", "results.sha256", "summary.csv"]
     assert sorted(p.name for p in gated_results.parent.iterdir()) == ["results.json"]  # nothing added there
     printed = capsys.readouterr().out.strip()
     assert printed.startswith("Wrote ") and str(out / "report.md") in printed

@@ -245,3 +245,23 @@ def test_a_one_pixel_difference_survives_the_thumbnail(tmp_path: Path) -> None:
     assert (small == 100).any()
     tiny = np.arange(12, dtype=np.uint8).reshape(3, 4)
     assert gallery_module.shrink_by_max(tiny) is tiny  # small images are kept as they are
+
+
+def test_model_names_like_the_gallerys_own_images_take_no_other_images_file(
+    standins, synthetic_data, tmp_path: Path
+) -> None:
+    # models called "gt" and "gt_diff": without a separator no name can hold, their files would be those of
+    # the ground truth and of model gt's difference image, and the gallery would show the wrong picture
+    data = synthetic_data(12)
+    config = standin_config(standins, data.root, data.pairs)
+    first, second = config.models
+    models = (dataclasses.replace(first, name="gt"), dataclasses.replace(second, name="gt_diff"))
+    metrics = dataclasses.replace(config.metrics, reference_model=None)  # the first model, "gt"
+    config = dataclasses.replace(config, models=models, metrics=metrics)
+    outcome = evalkit.run_and_report(dataclasses.replace(config, output=tmp_path / "out"), gallery_pairs=1)
+    assert outcome.gallery is not None
+    for entry in json.loads((outcome.gallery / "gallery.json").read_text())["pairs"]:
+        images = entry["images"]
+        names = [images["input_mask"], images["exemplar"], images["ground_truth"], *images["models"].values()]
+        names += [d["image"] for d in entry["differences"].values()]
+        assert len(set(names)) == len(names), names

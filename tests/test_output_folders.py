@@ -39,10 +39,12 @@ def test_run_with_save_images_on_a_file_exits_2_in_one_line(tmp_path: Path, caps
     assert not (tmp_path / "out").exists()
 
 
-def test_save_images_folder_is_created(tmp_path: Path) -> None:
+def test_save_images_folder_is_checked_not_created(tmp_path: Path) -> None:
+    # a run refused later (e.g. the folder is inside the data root) must leave no folder behind; the first
+    # saved image creates it
     executor = make_executor("inprocess", use_cache=False, save_images=tmp_path / "new" / "images")
     assert executor.save_images == tmp_path / "new" / "images"  # type: ignore[attr-defined]
-    assert (tmp_path / "new" / "images").is_dir()
+    assert not (tmp_path / "new").exists()
 
 
 def test_write_reports_takes_a_string_folder(tmp_path: Path, monkeypatch) -> None:

@@ -164,3 +164,21 @@ def test_progress_argument_is_off_by_default_and_true_gives_the_console_display(
     assert isinstance(progress_display(True), ConsoleProgress)
     mine = ConsoleProgress()
     assert progress_display(mine) is mine
+
+
+MATRIX = README_TEXT.split("### Bad input: the matrix", 1)[-1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+MATRIX_TESTS = re.findall(r"`(tests/test_\w+\.py)::(test_\w+)` \|", MATRIX)
+#: tests of the matrix file that check good input (the controls), not a case
+GOOD_INPUT_CONTROLS = {"test_rgb_mask_with_equal_channels_is_read_as_gray", "test_check_passes_on_good_input"}
+
+
+def test_readme_bad_input_matrix_names_existing_tests_and_every_case_of_the_matrix_file() -> None:
+    assert len(MATRIX_TESTS) >= 30
+    for file, name in MATRIX_TESTS:
+        assert re.search(rf"^def {name}\(", (REPO / file).read_text(encoding="utf-8"), flags=re.M), (
+            f"README's bad-input matrix names {file}::{name}, which does not exist"
+        )
+    listed = {name for file, name in MATRIX_TESTS if file == "tests/test_bad_input.py"}
+    matrix_file = (REPO / "tests" / "test_bad_input.py").read_text(encoding="utf-8")
+    cases = set(re.findall(r"^def (test_\w+)\(", matrix_file, flags=re.M))
+    assert cases - GOOD_INPUT_CONTROLS - listed == set(), "a bad-input case without its row in the README"

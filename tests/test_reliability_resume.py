@@ -122,28 +122,33 @@ def test_an_interrupt_inside_a_flush_never_writes_a_record_twice(tmp_path: Path,
     assert [r.index for r in Journal(tmp_path, {"k": 1}, ["a", "b"]).resume()] == [0, 1, 2, 3]
 
 
-def test_sigterm_during_a_flush_waits_until_the_records_are_on_disk(tmp_path: Path, monkeypatch) -> None:
+def test_sigterm_during_a_flush_waits_until_the_records_are_on_disk(tmp_path: Path) -> None:
     def raise_interrupted(signum, frame):
         raise Interrupted
 
+    j = Journal(tmp_path, {"k": 1}, ["a", "b"], flush_every=100)
+    j.start()
+    for i in range(3):
+        j.append(record(i))
+    real_fsync = os.fsync
+    sent = []
+
+    def signal_then_fsync(fd: int) -> None:
+        if not sent:  # once, from the flush itself: SIGTERM arrives between the two files
+            sent.append(fd)
+            os.kill(os.getpid(), signal.SIGTERM)
+        real_fsync(fd)
+
     previous = signal.signal(signal.SIGTERM, raise_interrupted)
     try:
-        j = Journal(tmp_path, {"k": 1}, ["a", "b"], flush_every=100)
-        j.start()
-        for i in range(3):
-            j.append(record(i))
-        real_fsync = os.fsync
-
-        def signal_then_fsync(fd: int) -> None:
-            os.kill(os.getpid(), signal.SIGTERM)  # arrives between the two files
-            real_fsync(fd)
-
-        monkeypatch.setattr(os, "fsync", signal_then_fsync)
-        with pytest.raises(Interrupted):
-            j.flush()
+        # the patch ends before the default SIGTERM action is back: no other fsync may signal then
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(os, "fsync", signal_then_fsync)
+            with pytest.raises(Interrupted):
+                j.flush()
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert [r.index for r in Journal(tmp_path, {"k": 1}, ["a", "b"]).resume()] == [0, 1, 2]
+    assert sent and [r.index for r in Journal(tmp_path, {"k": 1}, ["a", "b"]).resume()] == [0, 1, 2]
 
 
 def test_journal_of_another_run_is_refused(tmp_path: Path) -> None:
@@ -265,3 +270,42 @@ def test_kill_9_mid_run_then_resume_gives_the_same_results(setup, synthetic_data
     for name, model in uninterrupted.models.items():
         assert data_json["models"][name]["metrics"] == model.metrics.to_dict()
     assert not (out / JOURNAL_DIR).exists()  # removed once the reports are written
+
+
+def test_a_full_disk_during_a_journal_flush_is_one_line_naming_the_file(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    j = Journal(tmp_path, {"k": 1}, ["a", "b"], flush_every=100)
+    j.start()
+    j.append(record(0))
+    real_fsync = os.fsync
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(InputError) as info:
+        j.flush()
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert str(info.value) == (
+        f"{tmp_path / JOURNAL_DIR / 'arrays.bin'}: No space left on device (writing the journal; the pairs "
+        "journaled before are kept: fix it, then run again with --resume)"
+    )
+    shutil.rmtree(tmp_path / JOURNAL_DIR)  # the output folder removed under a running run
+    j.append(record(1))
+    with pytest.raises(InputError, match=r"arrays.bin: No such file or directory \(writing the journal"):
+        j.flush()
+
+
+def test_a_hand_edited_score_ends_the_good_part_of_the_journal(tmp_path: Path) -> None:
+    # the arrays have their CRC; the line (scores, file hashes) has its own, so an edited PSNR is redone
+    j = Journal(tmp_path, {"k": 1}, ["a", "b"], flush_every=1)
+    j.start()
+    for i in range(3):
+        j.append(record(i))
+    path = tmp_path / JOURNAL_DIR / "records.jsonl"
+    lines = path.read_text().splitlines()
+    edited = json.loads(lines[1])
+    edited["scores"]["b"]["psnr"] = 99.0
+    path.write_text("\n".join([lines[0], json.dumps(edited), lines[2]]) + "\n")
+    assert [r.index for r in Journal(tmp_path, {"k": 1}, ["a", "b"]).resume()] == [0]

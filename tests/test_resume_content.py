@@ -187,7 +187,45 @@ def test_still_valid_names_the_first_changed_file_of_each_pair(own_tree) -> None
     repaint(exemplar, (9, 9, 9))
     exemplar_mask = ade20k.pair_files(root, pairs[2]).exemplar_mask
     exemplar_mask.unlink()  # a missing file is a change too
+    # same content, but through a symbolic link leading out of the data root: a new run would refuse it
+    outside = root.parent / "outside.jpg"
+    gt = ade20k.pair_files(root, pairs[0]).ground_truth
+    shutil.copy(gt, outside)
+    gt.unlink()
+    gt.symlink_to(outside)
+    assert pair_file_hashes(root, pairs[0])["ground_truth"] is None
+    gt.unlink()
+    shutil.copy(outside, gt)
     kept, changed, retried = pipeline.still_valid(root, pairs, records)
     assert len({p.exemplar_id for p in pairs[:3]}) == 3  # the synthetic pairs share no exemplar
     assert [r.index for r in kept] == [0]
     assert changed == [exemplar, exemplar_mask] and retried == 0
+
+
+def test_a_ground_truth_rewritten_after_its_read_never_poisons_the_feature_cache(
+    standins, own_tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cache key is the hash of the bytes the run read, not of a second read: otherwise the features of
+    # the old image would be filed under the new image's key and every later run would reuse them.
+    from evalkit.execution.executors import make_executor
+    from evalkit.execution.pair import PairEvaluator
+
+    root, pairs_path = own_tree
+    gt = ade20k.pair_files(root, read_pairs(pairs_path)[6]).ground_truth
+    read = PairEvaluator.read
+
+    def read_then_rewrite(self: PairEvaluator, pair):
+        inputs = read(self, pair)
+        if pair.index == 6:
+            repaint(gt, (30, 200, 30))  # another writer, right after the run read the file
+        return inputs
+
+    def cached():
+        return make_executor("inprocess", cache_root=tmp_path / "cache")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PairEvaluator, "read", read_then_rewrite)
+        run_on(root, pairs_path, standins, None, executor=cached())
+    reused = run_on(root, pairs_path, standins, None, executor=cached())
+    fresh = run_on(root, pairs_path, standins, None, executor=make_executor("inprocess", use_cache=False))
+    assert same_numbers(reused, fresh)

@@ -118,11 +118,16 @@ def read_pairs_file(path: str | Path, *, limit: int | None = None) -> PairsFile:
     path = Path(path)
     try:
         with open(path, "rb") as stream:  # one read: a pipe has no second one
-            data = stream.read()
+            data = stream.read(defaults.PAIRS_FILE_MAX_BYTES + 1)  # bounded: `--pairs /dev/zero` ends
     except FileNotFoundError:
         raise InputError(f"{path}: pairs file not found") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read pairs file: {exc.strerror}") from None
+    if len(data) > defaults.PAIRS_FILE_MAX_BYTES:
+        raise InputError(
+            f"{path}: pairs file is larger than {defaults.PAIRS_FILE_MAX_BYTES} bytes "
+            "(ADE20k's, 2000 pairs, has 962 kB; one pair per line)"
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -401,11 +406,14 @@ def read_pair(root: Path, pair: Pair, *, max_pixels: int = defaults.MAX_PIXELS) 
 
 def pair_file_hashes(root: Path, pair: Pair) -> dict[str, str | None]:
     """The SHA-256 of each of ``pair``'s four files as they are now; ``None`` for one that is missing, not a
-    regular file or unreadable (what a resumed run compares with the hashes its journal recorded)."""
+    regular file, unreadable or outside the data root (what a resumed run compares with the hashes its
+    journal recorded: ``None`` never matches, so such a pair is read again and refused as a new run would)."""
+    real_root = root.resolve()
     hashes: dict[str, str | None] = {}
     for role, path in pair_files(root, pair).by_role().items():
         try:
-            hashes[role] = sha256_file(path) if stat.S_ISREG(path.stat().st_mode) else None
+            usable = stat.S_ISREG(path.stat().st_mode) and path.resolve().is_relative_to(real_root)
+            hashes[role] = sha256_file(path) if usable else None
         except OSError:
             hashes[role] = None
     return hashes

@@ -42,6 +42,7 @@ __all__ = [
     "TRANSLATION_OUTPUT",
     "VERIFIER_INPUT",
     "StandinPaths",
+    "build_degraded_translation_model",
     "build_translation_model",
     "build_verifier_model",
     "save_standins",
@@ -74,12 +75,13 @@ _FILES = {
     "original_baked": "original_baked.xml",
     "converted": "converted.xml",
     "verifier": "verifier.xml",
+    "int8_sensitive": "int8_sensitive.xml",
 }
 
 
 @dataclass(frozen=True)
 class StandinPaths:
-    """Where ``save_standins`` put the four stand-in IR files (each ``.xml`` has its ``.bin`` beside it).
+    """Where ``save_standins`` put the five stand-in IR files (each ``.xml`` has its ``.bin`` beside it).
 
     Attributes
     ----------
@@ -92,12 +94,16 @@ class StandinPaths:
         ``original_baked`` saved with FP16 weight compression: the "converted model" of the accuracy table.
     verifier : Path
         googlenet-v3-like verifier IR.
+    int8_sensitive : Path
+        FP32 translation IR with ``original``'s interface whose default INT8 quantization loses real
+        accuracy (``build_translation_model(int8_sensitive=True)``): the case for ``compress --max-drop``.
     """
 
     original: Path
     original_baked: Path
     converted: Path
     verifier: Path
+    int8_sensitive: Path
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -160,8 +166,47 @@ def _smoothing_kernel(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return weights.astype(np.float32), bias.astype(np.float32)
 
 
+#: The ``int8_sensitive`` stand-in carries pixel counts in units of this many pixels (0..32 at 256 x 256):
+#: large beside colours in [-1, 1], so that one INT8 scale for both leaves colour steps of ~0.25.
+_COUNT_UNIT = 2048.0
+
+
+def _paint_with_counts(palette: ov.Node, counts: ov.Node, global_mean: ov.Node, in_masks: ov.Node) -> ov.Node:
+    """Paint with ``[colour | pixel count]`` rows; a pixel whose class the exemplar lacks (count 0) takes the
+    exemplar's global mean colour.
+
+    In float this is the plain painting (the palette already holds the global mean for absent classes).
+    The one MatMul sees colours in [-1, 1] beside counts up to 32 units: harmless in float, ruinous under
+    a per-tensor INT8 scale (see ``int8_sensitive`` of :func:`build_translation_model`). Greater and
+    Select are not quantized, so the MatMul is the one operation that costs accuracy.
+    """
+    units = ops.divide(counts, _const(_COUNT_UNIT, "paint/count_unit"), name="paint/counts")
+    rows = ops.concat([palette, units], 1, name="paint/rows")  # [151, 4]
+    painted = ops.matmul(rows, in_masks, True, False, name="paint")  # [4, pixels]
+
+    def rows_of(start: int, stop: int, name: str) -> ov.Node:
+        return ops.slice(
+            painted,
+            _const([start], f"{name}/start", np.int64),
+            _const([stop], f"{name}/stop", np.int64),
+            _const([1], f"{name}/step", np.int64),
+            _const([0], f"{name}/axes", np.int64),
+            name=name,
+        )
+
+    colours, count = rows_of(0, 3, "paint/colours"), rows_of(3, 4, "paint/count")
+    present = ops.greater(count, _const(0.0, "paint/present/zero"), name="paint/present")
+    mean = ops.reshape(
+        global_mean, _const([3, 1], "paint/global_mean/shape", np.int64), False, name="paint/global_mean"
+    )
+    return ops.select(present, colours, mean, name="paint/image_flat")
+
+
 def build_translation_model(
-    *, ref_image_convention: Literal["rgb-normalised", "bgr-0-255"], seed: int = 0
+    *,
+    ref_image_convention: Literal["rgb-normalised", "bgr-0-255"],
+    seed: int = 0,
+    int8_sensitive: bool = False,
 ) -> ov.Model:
     """Build the CoCosNet stand-in.
 
@@ -173,6 +218,13 @@ def build_translation_model(
     seed : int
         Seed of the smoothing convolution's weights. Both conventions with the same seed compute the same
         function.
+    int8_sensitive : bool
+        Carry each class's exemplar pixel count (in units of 2048 pixels) beside its mean colour through
+        the painting MatMul, and paint classes the exemplar lacks with its global mean by that count. In
+        float this computes what the plain stand-in computes (up to rounding); under INT8 post-training
+        quantization the MatMul's input (colours in [-1, 1] beside counts up to 32) gets one per-tensor
+        scale whose step (~0.25) coarsens every colour: a stand-in whose default INT8 loses real accuracy,
+        so that accuracy control (``evalkit compress --max-drop``) has something to restore.
 
     Returns
     -------
@@ -221,7 +273,10 @@ def build_translation_model(
         False,
         name="in_masks/flat",
     )
-    painted = ops.matmul(palette, in_masks, True, False, name="paint")  # [3, pixels]
+    if int8_sensitive:
+        painted = _paint_with_counts(palette, counts, global_mean, in_masks)
+    else:
+        painted = ops.matmul(palette, in_masks, True, False, name="paint")  # [3, pixels]
     painted = ops.reshape(
         painted, _const([1, 3, _SIZE, _SIZE], "paint/image/shape", np.int64), False, name="paint/image"
     )
@@ -244,6 +299,28 @@ def build_translation_model(
     gained = ops.multiply(biased, _const(_TANH_GAIN, "output/gain/value"), name="output/gain")
     output = _result(ops.tanh(gained), TRANSLATION_OUTPUT)
     return ov.Model([output], [input_seg_map, ref_image, ref_seg_map], "cocosnet_standin")
+
+
+def build_degraded_translation_model(
+    noise: float, fade: float = 0.0, *, seed: int = 0, pattern_seed: int = 1
+) -> ov.Model:
+    """The original translation stand-in (RGB-normalised ``ref_image``), faded and with a noise pattern.
+
+    ``output = clip((1 - fade) * original + noise * P, -1, 1)`` with ``P`` one seeded standard-normal
+    image, the same for every pair: a candidate whose metrics drift smoothly from the original's as
+    ``noise`` (PSNR, SSIM, IS) and ``fade`` (contrast towards grey: also FID and KID) grow; 0 and 0 give
+    the original's outputs. For ladders of "slightly worse" models (``benchmarks/sequential.py``, the
+    sequential gate's tests).
+    """
+    model = build_translation_model(ref_image_convention="rgb-normalised", seed=seed)
+    source = model.get_results()[0].input_value(0)
+    source.get_tensor().set_names(set())  # the name moves to the new output below
+    pattern = np.random.default_rng(pattern_seed).standard_normal((1, 3, _SIZE, _SIZE))
+    faded = ops.multiply(source, _const(1.0 - fade, "degrade/fade/value"), name="degrade/fade")
+    noised = ops.add(faded, _const(noise * pattern, "degrade/pattern"), name="degrade/add")
+    clipped = ops.clamp(noised, -1.0, 1.0, name="degrade/clip")
+    output = _result(clipped, TRANSLATION_OUTPUT)
+    return ov.Model([output], list(model.get_parameters()), "cocosnet_standin_degraded")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -444,9 +521,10 @@ def standins_ready(directory: Path, *, seed: int = 0) -> bool:
 
 
 def save_standins(directory: Path, *, seed: int = 0) -> StandinPaths:
-    """Write the four stand-in IRs into ``directory`` (created if needed), or reuse them if already there.
+    """Write the five stand-in IRs into ``directory`` (created if needed), or reuse them if already there.
 
-    Files: ``original``, ``original_baked``, ``converted`` and ``verifier`` (``.xml`` + ``.bin`` each) and
+    Files: ``original``, ``original_baked``, ``converted``, ``verifier`` and ``int8_sensitive`` (``.xml`` +
+    ``.bin`` each) and
     ``standins.json`` (seed, ``BUILD_VERSION``, OpenVINO version, SHA-256 of every file). Nothing is rebuilt
     when the stamp matches and the hashes check out. Files are written into a temporary folder inside
     ``directory`` and renamed into place, under a lock, so concurrent builders never leave a torn file.
@@ -461,7 +539,7 @@ def save_standins(directory: Path, *, seed: int = 0) -> StandinPaths:
     Returns
     -------
     StandinPaths
-        Paths of the four ``.xml`` files.
+        Paths of the five ``.xml`` files.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -481,6 +559,12 @@ def save_standins(directory: Path, *, seed: int = 0) -> StandinPaths:
                 "original_baked": (baked, False),
                 "converted": (baked, True),
                 "verifier": (build_verifier_model(seed=seed), False),
+                "int8_sensitive": (
+                    build_translation_model(
+                        ref_image_convention="rgb-normalised", seed=seed, int8_sensitive=True
+                    ),
+                    False,
+                ),
             }
             hashes: dict[str, str] = {}
             for key, (model, fp16) in models.items():

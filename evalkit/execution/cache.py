@@ -35,8 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from evalkit.config import RuntimeSpec
-from evalkit.data.ade20k import Pair, pair_files
-from evalkit.fileio import sha256_file, write_bytes_atomic
+from evalkit.fileio import write_bytes_atomic
 from evalkit.runtime.core import THREADS_PER_STREAM
 from evalkit.runtime.core import model_sha256 as runtime_model_sha256
 from evalkit.runtime.verifier import Verifier, VerifierOutput, VerifierPreprocessing
@@ -238,8 +237,6 @@ class GroundTruthCache:
         The loaded verifier the run verifies with (its model, preprocessing and output names are in the key).
     runtime
         The run's runtime settings (device and precision are in the key).
-    root
-        The data root the pairs' files are in.
     identity
         The :meth:`VerifierIdentity.digest` if already known (a Dask worker keeps it with its compiled
         models); otherwise computed here, which hashes the verifier's model file.
@@ -250,26 +247,21 @@ class GroundTruthCache:
         cache: FeatureCache,
         verifier: Verifier,
         runtime: RuntimeSpec,
-        root: Path,
         identity: str | None = None,
     ) -> None:
         self.cache = cache
-        self.root = root
         self.identity = identity or VerifierIdentity.of(verifier, runtime).digest()
         self._before = replace(cache.stats)
 
-    def key(self, pair: Pair) -> str | None:
-        """The entry key of ``pair``'s ground truth; ``None`` if its file cannot be read now (not cached)."""
-        try:
-            return self.cache.key(self.identity, sha256_file(pair_files(self.root, pair).ground_truth))
-        except OSError:  # the file went away after it was read: no caching for this pair
-            return None
+    def lookup(self, image_sha256: str) -> tuple[str, VerifierOutput | None]:
+        """The key of a ground truth whose bytes, as read for the run, have SHA-256 ``image_sha256``, and its
+        cached verifier outputs (``None``: verify the ground truth, then :meth:`store`).
 
-    def lookup(self, pair: Pair) -> tuple[str | None, VerifierOutput | None]:
-        """``pair``'s key and its cached verifier outputs (``None``: verify the ground truth, then
-        :meth:`store`)."""
-        key = self.key(pair)
-        return key, (self.cache.get(key) if key is not None else None)
+        The hash is the one taken when the pair was read (``PairInputs.files_sha256``), never a second read:
+        a file rewritten in between would otherwise file the old image's features under the new one's key.
+        """
+        key = self.cache.key(self.identity, image_sha256)
+        return key, self.cache.get(key)
 
     def store(self, key: str | None, out: VerifierOutput) -> None:
         """Keep the outputs computed for a key :meth:`lookup` missed (nothing for a ``None`` key)."""

@@ -9,6 +9,7 @@ pair, so that a two-hour run does not die at pair 1900.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from evalkit.data.ade20k import Pair, PairsFile, check_root, read_pair, read_pai
 from evalkit.errors import InputError
 from evalkit.execution.cache import cache_root as cache_folder
 from evalkit.execution.pair import IMAGES_MARKER, saved_image_path
+from evalkit.fileio import SET_CHECKSUMS, foreign_files
 from evalkit.runtime.core import make_core
 from evalkit.runtime.translator import read_translator_model
 from evalkit.runtime.verifier import load_verifier
@@ -40,16 +42,26 @@ class CheckReport:
 
 
 def output_problem(output: Path | None, what: str = "output directory") -> str | None:
-    """Why ``output`` cannot take a run's files (created if missing), or ``None`` if it can.
+    """Why ``output`` cannot take a run's files, or ``None`` if it can.
 
-    ``what`` names the folder in the message (``--save-images`` folders are checked the same way).
+    Nothing is created: a missing folder is judged by its nearest existing parent (a check that refuses a
+    run must leave no folder behind, e.g. inside the data root). ``what`` names the folder in the message
+    (``--save-images`` folders are checked the same way).
     """
     if output is None:
         return None
     if output.exists() and not output.is_dir():
         return f"{output}: {what} is a file, not a folder"
+    existing = output
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{output}: {what} is not writable ({existing} is a file, not a folder)"
+    if existing != output:  # access() also says EROFS for a read-only file system
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"{output}: {what} is not writable (cannot create it in {existing})"
+        return None
     try:
-        output.mkdir(parents=True, exist_ok=True)
         probe = output / ".evalkit-write-test"
         probe.write_bytes(b"")
         probe.unlink()
@@ -65,6 +77,10 @@ CACHE_KEY = "--cache-dir"
 GALLERY_KEY = "gallery folder"
 #: The gallery's folder inside ``--output``.
 GALLERY_FOLDER = "gallery"
+#: What a run's result set may hold in ``--output`` (see :func:`evalkit.fileio.file_set`); results.json last.
+RESULT_SET_NAMES = (
+    "summary.csv", "per_sample.csv", "report.md", "report.html", "gate.md", GALLERY_FOLDER, "results.json",
+)  # fmt: skip
 
 
 def executor_outputs(executor: object) -> dict[str, Path]:
@@ -220,6 +236,12 @@ def pre_run_problems(
     problem = None if conflicts else output_problem(output)
     if problem:
         yield problem
+    foreign = foreign_files(output, RESULT_SET_NAMES) if output is not None and output.is_dir() else []
+    if foreign:  # the result set would replace it: say so now, not after the inference
+        yield (
+            f"{foreign[0]}: not written by evalkit (not listed in {output / SET_CHECKSUMS}); move it away or "
+            "choose another --output"
+        )
     core = make_core()
     for spec in config.models:
         yield from _failure(read_translator_model, core, spec)

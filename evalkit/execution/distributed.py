@@ -264,7 +264,7 @@ def _evaluate_pairs(
         if held.gt_identity is None:
             held.gt_identity = VerifierIdentity.of(verifier, config.runtime).digest()
         cache = FeatureCache(options.feature_cache)
-        ground_truths = GroundTruthCache(cache, verifier, config.runtime, root, identity=held.gt_identity)
+        ground_truths = GroundTruthCache(cache, verifier, config.runtime, identity=held.gt_identity)
     evaluator = PairEvaluator(
         root, held.models, config.metrics, ground_truths, options.save_images,
         max_pixels=config.dataset.max_pixels,

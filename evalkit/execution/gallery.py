@@ -306,16 +306,18 @@ def write_gallery(
         files = pair_files(root, pair)
         stem = pair.val_id
         outputs = generated(inputs)
+        # "." separates the parts: a model name has none, so a model called "gt" or "x_diff" cannot take
+        # another image's file name
         images = {
             "input_mask": _save_mask(
-                np.asarray(Image.open(files.input_mask)), directory / f"{stem}_mask.png"
+                np.asarray(Image.open(files.input_mask)), directory / f"{stem}.mask.png"
             ),
             "exemplar": _save(
-                np.asarray(Image.open(files.exemplar).convert("RGB")), directory / f"{stem}_exemplar.png"
+                np.asarray(Image.open(files.exemplar).convert("RGB")), directory / f"{stem}.exemplar.png"
             ),
-            "ground_truth": _save(inputs.ground_truth, directory / f"{stem}_gt.png"),
+            "ground_truth": _save(inputs.ground_truth, directory / f"{stem}.gt.png"),
             "models": {
-                name: _save(outputs[name], directory / f"{stem}_{name}.png") for name in result.models
+                name: _save(outputs[name], directory / f"{stem}.model.{name}.png") for name in result.models
             },
         }
         scores = {
@@ -336,7 +338,7 @@ def write_gallery(
             entry["mean_abs_difference"] = max(means.values())
             entry["differences"] = {
                 name: {
-                    "image": _save_difference(level, directory / f"{stem}_{name}_diff.png"),
+                    "image": _save_difference(level, directory / f"{stem}.diff.{name}.png"),
                     "mean_abs_difference": means[name],
                     "full_scale": full_scale,
                 }

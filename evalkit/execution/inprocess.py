@@ -88,7 +88,7 @@ def ground_truth_cache(
     if cache is None:
         return None
     assert config.dataset.root is not None
-    return GroundTruthCache(cache, models.verifier, config.runtime, config.dataset.root)
+    return GroundTruthCache(cache, models.verifier, config.runtime)
 
 
 def _log_cache_use(ground_truths: GroundTruthCache | None, log: Callable[[str], None] | None) -> None:
@@ -507,7 +507,7 @@ class _PipelinedRun:
         assert self.evaluator is not None
         try:
             inputs = self.evaluator.read(job.pair)
-            job.gt_key, job.gt = self.evaluator.cached_ground_truth(job.pair)
+            job.gt_key, job.gt = self.evaluator.cached_ground_truth(inputs)
             job.gt_cached = job.gt is not None
             job.feeds = [
                 t.feed(inputs.mask, inputs.exemplar, inputs.exemplar_mask) if t.one_hot == "graph" else None

@@ -61,6 +61,11 @@ class PairRecord:
     files_sha256: Mapping[str, str] | None = None
 
 
+def _line_crc(line: Mapping[str, Any]) -> int:
+    # of the record's canonical text (sorted keys), so that the check does not depend on key order
+    return zlib.crc32(json.dumps(line, sort_keys=True, allow_nan=False).encode())
+
+
 def _encode_score(value: float | None) -> float | str | None:
     # JSON has no inf; a per-image PSNR is +inf when the output equals its ground truth.
     if value is None:
@@ -108,13 +113,14 @@ class Journal:
 
     def start(self) -> None:
         """Begin a fresh journal (an old one in the directory is replaced)."""
-        if self.dir.exists():
-            shutil.rmtree(self.dir)
-        self.dir.mkdir(parents=True)
-        meta = {"format": FORMAT_VERSION, "fingerprint": self.fingerprint, "models": self.model_names}
-        write_text_atomic(self.dir / "meta.json", json.dumps(meta, indent=1, sort_keys=True))
-        (self.dir / "records.jsonl").touch()
-        (self.dir / "arrays.bin").touch()
+        with _journal_write_errors(self.dir):
+            if self.dir.exists():
+                shutil.rmtree(self.dir)
+            self.dir.mkdir(parents=True)
+            meta = {"format": FORMAT_VERSION, "fingerprint": self.fingerprint, "models": self.model_names}
+            write_text_atomic(self.dir / "meta.json", json.dumps(meta, indent=1, sort_keys=True))
+            (self.dir / "records.jsonl").touch()
+            (self.dir / "arrays.bin").touch()
         self._offset = 0
 
     def append(self, record: PairRecord) -> None:
@@ -141,6 +147,7 @@ class Journal:
             line["crc32"] = zlib.crc32(blob)
             self._arrays.append(blob)
             self._offset += len(blob)
+        line["line_crc32"] = _line_crc(line)
         self._lines.append(json.dumps(line, allow_nan=False) + "\n")
         now = time.monotonic()
         if len(self._lines) >= self.flush_every or now - self._last_flush >= self.flush_seconds:
@@ -158,11 +165,12 @@ class Journal:
         self._lines, self._arrays = [], []
         self._last_flush = time.monotonic()
         with _signals_deferred():
-            with open(self.dir / "arrays.bin", "ab") as fh:
+            with _journal_write_errors(self.dir / "arrays.bin"), open(self.dir / "arrays.bin", "ab") as fh:
                 fh.write(arrays)
                 fh.flush()
                 os.fsync(fh.fileno())
-            with open(self.dir / "records.jsonl", "a", encoding="utf-8") as fh:
+            records = self.dir / "records.jsonl"
+            with _journal_write_errors(records), open(records, "a", encoding="utf-8") as fh:
                 fh.write(lines)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -231,6 +239,8 @@ class Journal:
         return [records[i] for i in sorted(records)]
 
     def _decode(self, line: dict[str, Any], arrays: bytes) -> PairRecord | None:
+        if line.pop("line_crc32") != _line_crc(line):  # scores and hashes are checked like the arrays
+            return None
         if "skipped" in line:
             return PairRecord(line["index"], line["pair_id"], None, {}, skipped=line["skipped"])
         start, nbytes = line["offset"], line["nbytes"]
@@ -252,6 +262,18 @@ class Journal:
         if not isinstance(hashes, dict) or not all(isinstance(v, str) for v in hashes.values()):
             return None
         return PairRecord(line["index"], line["pair_id"], parts[0], models, files_sha256=hashes)
+
+
+@contextlib.contextmanager
+def _journal_write_errors(path: Path) -> Iterator[None]:
+    """A failed journal write (full disk, the folder removed) as one line naming the file, exit 2."""
+    try:
+        yield
+    except OSError as exc:
+        raise InputError(
+            f"{exc.filename or path}: {exc.strerror or exc} (writing the journal; the pairs journaled before "
+            "are kept: fix it, then run again with --resume)"
+        ) from None
 
 
 @contextlib.contextmanager

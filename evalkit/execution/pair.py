@@ -193,11 +193,11 @@ class PairEvaluator:
         """Read and resize ``pair`` (raises :class:`~evalkit.errors.InputError` for a bad input)."""
         return prepare_pair(self.root, pair, max_pixels=self.max_pixels)
 
-    def cached_ground_truth(self, pair: Pair) -> tuple[str | None, VerifierOutput | None]:
-        """The cache key of ``pair``'s ground truth and its cached verifier outputs, if any."""
+    def cached_ground_truth(self, inputs: PairInputs) -> tuple[str | None, VerifierOutput | None]:
+        """The cache key of a read pair's ground truth and its cached verifier outputs, if any."""
         if self.ground_truths is None:
             return None, None
-        return self.ground_truths.lookup(pair)
+        return self.ground_truths.lookup(inputs.files_sha256["ground_truth"])
 
     def keep_ground_truth(self, key: str | None, out: VerifierOutput) -> None:
         """Store a ground truth's verifier outputs computed after a miss (once its pair succeeded)."""
@@ -220,7 +220,7 @@ class PairEvaluator:
         is stored in the cache once every model succeeded on the pair.
         """
         verifier = self.models.verifier
-        key, cached = self.cached_ground_truth(inputs.pair)
+        key, cached = self.cached_ground_truth(inputs)
         gt_out = cached if cached is not None else verifier(inputs.ground_truth)
         models = {}
         for t in self.models.translators:

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -35,6 +36,7 @@ from evalkit.results import (
 )
 from evalkit.runtime.core import model_sha256
 from evalkit.stats.aggregate import ModelOutputs, compare_models, summarise
+from evalkit.stats.sequential import SequentialGate, look_data
 
 #: Fewest pairs a run can summarise: FID's covariances need two images.
 MIN_PAIRS = 2
@@ -320,11 +322,16 @@ def _run(
     model_hashes = {m.name: model_sha256(m.path) for m in config.models if m.path is not None}
     verifier_sha256 = model_sha256(config.verifier.path)
     pairs_sha256 = pairs_file.sha256  # of the bytes parsed, not of a second read
+    sequential = _sequential_gate(config, len(pairs))
+    if sequential is not None:  # the seeded order, renumbered: records, journal and looks follow it
+        pairs = tuple(replace(pairs[int(i)], index=k) for k, i in enumerate(sequential.order))
 
     pair_journal = None
     records: list[PairRecord] = []
     if journal_dir is not None:
         fingerprint = _fingerprint(config, pairs_sha256, model_hashes, verifier_sha256)
+        if sequential is not None:  # a resume must continue the same order and looks
+            fingerprint["sequential"] = sequential.fingerprint()
         pair_journal = Journal(journal_dir, fingerprint, names)
         if resume and pair_journal.exists():
             journaled = [r for r in pair_journal.resume() if r.index < len(pairs)]
@@ -362,9 +369,22 @@ def _run(
     done = {r.index for r in records}
     todo = [p for p in pairs if p.index not in done]
     try:
-        (executor or InProcessExecutor()).evaluate(
-            config, todo, deliver, on_error=on_error, on_step=display.advance
-        )
+        if sequential is None:
+            (executor or InProcessExecutor()).evaluate(
+                config, todo, deliver, on_error=on_error, on_step=display.advance
+            )
+        else:
+            runner = executor or InProcessExecutor()
+            _evaluate_in_looks(
+                sequential,
+                pairs,
+                records,
+                lambda chunk: runner.evaluate(
+                    config, chunk, deliver, on_error=on_error, on_step=display.advance
+                ),
+                names,
+                log,
+            )
     finally:
         # whatever ends the run (a bad pair, Ctrl-C), what is done stays on disk for --resume
         if pair_journal is not None:
@@ -423,5 +443,55 @@ def _run(
         timings={"evaluation_s": t_infer, "metrics_s": t_metrics},
         skipped=skipped,
         comparison=comparison,
+        sequential=None if sequential is None else sequential.outcome(len(records)),
     )
+
+
+def _sequential_gate(config: cfg.Config, n_listed: int) -> SequentialGate | None:
+    """The run's sequential gate (``config.sequential``), ``None`` for an ordinary run."""
+    if config.sequential is None:
+        return None
+    names = [m.name for m in config.models]
+    if len(names) < 2:
+        raise InputError(
+            f"{config.source}: key 'sequential': sequential gating compares models with the reference "
+            f"model; the config has only {names}"
+        )
+    reference = config.reference_model
+    candidates = [n for n in names if n != reference]
+    return SequentialGate(config.sequential, config.gate, config.metrics, reference, candidates, n_listed)
+
+
+def _evaluate_in_looks(
+    gate: SequentialGate,
+    pairs: Sequence[Pair],
+    records: list[PairRecord],
+    evaluate: Callable[[Sequence[Pair]], None],
+    names: Sequence[str],
+    log: Callable[[str], None],
+) -> None:
+    """Evaluate the pairs in the gate's order, look by look, until it stops.
+
+    Looks already covered by ``records`` (a resumed run's journal) are replayed on them, so a resumed run
+    decides as an uninterrupted one; the run ends right at the look that stops it.
+    """
+
+    def evaluate_up_to(n: int) -> None:
+        done = {r.index for r in records}
+        todo = [p for p in pairs[:n] if p.index not in done]
+        if todo:
+            evaluate(todo)
+
+    for number, n in enumerate(gate.looks[:-1], start=1):
+        evaluate_up_to(n)
+        window = sorted((r for r in records if r.index < n and r.skipped is None), key=lambda r: r.index)
+        if len(window) < MIN_PAIRS:
+            gate.looks_made = number  # nothing to judge yet; the look still counts in the plan
+            continue
+        gt_features, outputs = collect(window, names)
+        if gate.look(number, look_data(gt_features, outputs)):
+            decided = ", ".join(f"{d.model} {d.metric} {d.verdict}" for d in gate.outcome(n).decisions)
+            log(f"sequential gate: stopped at look {number}, after {n} of {len(pairs)} pairs ({decided})")
+            return
+    evaluate_up_to(len(pairs))
 

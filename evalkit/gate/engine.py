@@ -27,14 +27,17 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from evalkit.config import DEFAULT_GATE_SPEC, GateSpec, PublishedTable
 from evalkit.errors import InputError
 from evalkit.metrics.registry import METRICS, METRICS_BY_KEY
-from evalkit.results import GateReport, GateRow, Noise, RunResult, Verdict
+from evalkit.results import GateReport, GateRow, Noise, RunResult, SequentialRun, Verdict
 
-__all__ = ["compare_runs", "compare_to_published", "compare_within_run"]
+__all__ = [
+    "apply_sequential", "compare_runs", "compare_to_published", "compare_within_run", "sequential_note"
+]  # fmt: skip
 
 #: Float slack on "worse > allowed" (see the module docstring).
 _REL_TOLERANCE = 1e-9
@@ -454,3 +457,49 @@ def compare_to_published(
         rows=tuple(rows),
         notes=tuple(notes),
     )
+
+
+# ------------------------------------------------------------------------------------ sequential gating
+
+
+def sequential_note(seq: SequentialRun) -> str:
+    """One sentence on how a sequential run ended, for the gate's notes and the reports."""
+    level = f"error level {seq.alpha:.0%} per gated metric"
+    if seq.stopped_early:
+        return (
+            f"stopped early (sequential gate): {seq.n_done} of {seq.n_listed} listed pairs evaluated, at "
+            f"look {seq.stop_look} of {len(seq.looks)}; {level}; {seq.method}"
+        )
+    return (
+        f"sequential gate: no early stop, all {seq.n_listed} listed pairs evaluated "
+        f"({len(seq.looks)} looks); {level}; {seq.method}"
+    )
+
+
+def apply_sequential(report: GateReport, seq: SequentialRun) -> GateReport:
+    """The within-run gate of a sequential run: the verdicts its looks made replace the gate's.
+
+    A (model, metric) decided at a look keeps that verdict (decisions are final: the error level counts
+    each metric's first decision); one left to the full run keeps the ordinary gate's verdict on every
+    pair; one still undecided when the run stopped at another metric's FAIL becomes ``N/A``. Each row's
+    reason says which, and a note says that the run stopped early.
+    """
+    rows = []
+    for row in report.rows:
+        d = seq.decision(row.model, row.metric)
+        if d is None:
+            rows.append(row)
+            continue
+        verdict: Verdict = row.verdict
+        if d.decided_by == "look":
+            verdict = d.verdict
+            reason = f"sequential: decided at look {d.look} ({d.n} pairs)"
+        elif d.decided_by == "undecided":
+            verdict = "N/A"
+            reason = (
+                f"sequential: undecided when the run stopped at look {seq.stop_look} ({seq.n_done} pairs)"
+            )
+        else:
+            reason = "sequential: undecided at every interim look; gated on all pairs"
+        rows.append(replace(row, verdict=verdict, reason=f"{row.reason}; {reason}" if row.reason else reason))
+    return replace(report, rows=tuple(rows), notes=(sequential_note(seq), *report.notes))

@@ -108,6 +108,9 @@ def _n_text(result: RunResult) -> str:
     """``N pairs``, and which pairs ``--on-error skip`` left out, if any."""
     ds = result.dataset
     skipped = tuple(getattr(result, "skipped", ()))
+    seq = getattr(result, "sequential", None)
+    if seq is not None and seq.stopped_early and not skipped:
+        return f"{ds.n_pairs} pairs evaluated of {seq.n_listed} listed (stopped early: sequential gate)"
     if not skipped:
         return f"{ds.n_pairs} pairs"
     listed = getattr(ds, "n_listed", None) or ds.n_pairs + len(skipped)
@@ -242,6 +245,23 @@ def _comparison(report: Report) -> str:
         )
     parts.append("</section>")
     return "".join(parts)
+
+
+def _sequential(report: Report) -> str:
+    seq = report.sequential
+    if seq is None:
+        return ""
+    title = "Stopped early: sequential gate" if seq.stopped_early else "Sequential gate"
+    rows = "".join(
+        f"<tr><th>{_e(r[0])}</th>" + "".join(f"<td>{_e(c)}</td>" for c in r[1:]) + "</tr>" for r in seq.rows
+    )
+    notes = "".join(f"<p class='note'>{_e(n)}</p>" for n in seq.notes)
+    return (
+        f"<section id='sequential'><h2>{_e(title)}</h2><p>{_e(seq.headline)}</p>"
+        "<table class='sequential'><thead><tr>"
+        + "".join(f"<th>{_e(h)}</th>" for h in seq.head)
+        + f"</tr></thead><tbody>{rows}</tbody></table>{notes}</section>"
+    )
 
 
 def _gate(gate: GateReport | None) -> str:
@@ -560,6 +580,8 @@ def render_html(
     report = build_report(result)
     ref = report.reference_model
     nav = [("gate", "Gate")] if gate is not None else []
+    if report.sequential is not None:
+        nav.append(("sequential", "Sequential"))
     nav.append(("reference", "Reference metrics"))
     if report.extended is not None:
         nav.append(("extended", "Extended"))
@@ -569,6 +591,7 @@ def render_html(
         _header(result, date),
         "<nav>" + "".join(f"<a href='#{k}'>{_e(v)}</a>" for k, v in nav) + "</nav>",
         _gate(gate),
+        _sequential(report),
         _tables(report),
         _comparison(report),
         _plots(result, ref),

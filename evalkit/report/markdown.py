@@ -9,14 +9,24 @@ from evalkit.report.model import (
     MetricTable,
     PublishedTable,
     Report,
+    SequentialSection,
     build_report,
 )
 from evalkit.results import RunResult
 
 
-def _table(table: MetricTable | PublishedTable) -> list[str]:
+def _table(table: MetricTable | PublishedTable | SequentialSection) -> list[str]:
     lines = ["| " + " | ".join(table.head) + " |", "|" + "|".join("---" for _ in table.head) + "|"]
     return lines + ["| " + " | ".join(row) + " |" for row in table.rows]
+
+
+def _sequential(report: Report) -> list[str]:
+    seq = report.sequential
+    if seq is None:
+        return []
+    title = "Stopped early: sequential gate" if seq.stopped_early else "Sequential gate"
+    lines = [f"## {title}", "", seq.headline, "", *_table(seq), ""]
+    return lines + [line for note in seq.notes for line in (note, "")]
 
 
 def render_markdown(result: RunResult, report: Report | None = None) -> str:
@@ -37,6 +47,7 @@ def render_markdown(result: RunResult, report: Report | None = None) -> str:
         f"`{config.metrics.ssim_constants}`, FID route `{config.metrics.fid_method}`",
         f"- evalkit {result.evalkit_version}",
         "",
+        *_sequential(report),
         "## Reference metrics",
         "",
         *_table(report.reference),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from evalkit.metrics.registry import METRICS_BY_KEY, Metric, metrics_of, statistic_labels
 from evalkit.number_format import format_number
-from evalkit.results import ComparisonEntry, ModelMetrics, RunResult, SkippedPair
+from evalkit.results import ComparisonEntry, ModelMetrics, RunResult, SequentialRun, SkippedPair
 from evalkit.stats.aggregate import allowance_limit
 from evalkit.stats.comparison import PairedDelta, within_allowance
 
@@ -22,6 +22,7 @@ __all__ = [
     "MetricTable",
     "PublishedTable",
     "Report",
+    "SequentialSection",
     "build_report",
     "delta_heading",
     "format_delta",
@@ -106,6 +107,28 @@ class PublishedTable:
     rows: tuple[tuple[str, ...], ...]
 
 
+SEQUENTIAL_SET_NOTE = (
+    "IS and FID depend on the number of images: an early decision on them is about the difference measured "
+    "on the same n pairs, which can differ from the difference on all pairs by more than noise. KID's "
+    "estimator is unbiased in the number of images, so KID is the set metric to prefer for early decisions."
+)
+
+
+@dataclass(frozen=True)
+class SequentialSection:
+    """How a sequential gate ran: a headline, one row per gated (model, metric), and notes (all text).
+
+    ``rows``: ``(model, metric, verdict, decided, pairs, Δ, interval, allowance)``; ``decided`` is
+    ``look K of L``, ``all pairs`` or ``undecided``.
+    """
+
+    headline: str
+    stopped_early: bool
+    head: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    notes: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Report:
     """Everything a report shows, as text; built once per run by :func:`build_report`."""
@@ -120,6 +143,7 @@ class Report:
     comparison: ComparisonSection | None
     published: PublishedTable | None
     skipped: tuple[SkippedPair, ...]
+    sequential: SequentialSection | None = None
 
 
 def delta_heading(candidate: str, reference: str) -> str:
@@ -156,6 +180,13 @@ def _row(m: Metric, label: str | None = None) -> tuple[str, str, str, int, str |
 
 def _n_text(result: RunResult) -> str:
     ds = result.dataset
+    seq = result.sequential
+    if seq is not None and seq.stopped_early:
+        skipped = f", {len(result.skipped)} skipped" if result.skipped else ""
+        return (
+            f"N = {ds.n_pairs} evaluated / {seq.n_listed} listed (stopped early by the sequential gate after "
+            f"{seq.n_done} pairs of a seeded random order{skipped})"
+        )
     if ds.n_listed is None or ds.n_listed == ds.n_pairs:
         return f"N = {ds.n_pairs}"
     return (
@@ -242,6 +273,55 @@ def _published(result: RunResult) -> PublishedTable | None:
     return PublishedTable(head=head, rows=tuple(rows))
 
 
+def _sequential(result: RunResult) -> SequentialSection | None:
+    seq: SequentialRun | None = result.sequential
+    if seq is None:
+        return None
+    level = f"{seq.alpha:.0%}"
+    if seq.stopped_early:
+        headline = (
+            f"The run stopped early: {seq.n_done} of {seq.n_listed} listed pairs evaluated (look "
+            f"{seq.stop_look} of {len(seq.looks)} planned)."
+        )
+    else:
+        headline = (
+            f"No early stop: all {seq.n_listed} listed pairs evaluated ({len(seq.looks)} planned looks)."
+        )
+    headline += (
+        f" Sequential gate: pairs in a random order (seed {seq.order_seed}), looks after "
+        f"{', '.join(map(str, seq.looks))} pairs; intervals {seq.method}, simultaneous "
+        f"{1 - 2 * seq.alpha:.0%} (each decisive end one-sided at {level}); error level {level} per gated "
+        "metric (the chance its decision differs from the gate on all pairs)."
+    )
+    rows = []
+    for d in seq.decisions:
+        metric = METRICS_BY_KEY[d.metric]
+        places = metric.decimals
+        if d.decided_by == "look":
+            decided = f"look {d.look} of {len(seq.looks)}"
+        elif d.decided_by == "full run":
+            decided = "all pairs (ordinary gate)"
+        else:
+            decided = "undecided (run stopped)"
+        low, high = (format_number(x, places, signed=True) for x in (d.ci_low, d.ci_high))
+        interval = "n/a" if not (math.isfinite(d.ci_low) and math.isfinite(d.ci_high)) else f"[{low}, {high}]"
+        allowance = format_number(d.allowance, places, metric.unit) if math.isfinite(d.allowance) else "n/a"
+        delta = format_number(d.delta, places, metric.unit, signed=True) if math.isfinite(d.delta) else "n/a"
+        verdict = d.verdict if d.decided_by == "look" else ("see gate" if d.decided_by == "full run" else "—")
+        pairs = str(d.n) if d.decided_by != "full run" else str(seq.n_done)
+        rows.append((d.model, metric.name, verdict, decided, pairs, delta, interval, allowance))
+    notes = []
+    if any(METRICS_BY_KEY[d.metric].kind == "set" for d in seq.decisions):
+        notes.append(SEQUENTIAL_SET_NOTE)
+    return SequentialSection(
+        headline=headline,
+        stopped_early=seq.stopped_early,
+        head=("Model", "Metric", "Verdict", "Decided at", "Pairs", "Δ", "Interval", "Allowance"),
+        rows=tuple(rows),
+        notes=tuple(notes),
+    )
+
+
 def build_report(result: RunResult) -> Report:
     """The report model of ``result`` (every renderer reads it)."""
     identical_note = None
@@ -276,4 +356,5 @@ def build_report(result: RunResult) -> Report:
         comparison=_comparison(result),
         published=_published(result),
         skipped=result.skipped,
+        sequential=_sequential(result),
     )

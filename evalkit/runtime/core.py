@@ -35,8 +35,11 @@ def make_core() -> ov.Core:
 
 def read_model(core: ov.Core, path: Path, what: str) -> ov.Model:
     """Read any format OpenVINO reads (IR ``.xml`` + ``.bin``, ``.onnx``, ...)."""
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"{path}: {what} model file not found")
+    if not path.is_file():  # checked before any open: a FIFO would block
+        kind = "a directory" if path.is_dir() else "a special file (FIFO, socket or device)"
+        raise InputError(f"{path}: is {kind}, not a {what} model file")
     if path.suffix == ".xml" and not path.with_suffix(".bin").is_file():
         raise InputError(f"{path.with_suffix('.bin')}: {what} weights (.bin beside the .xml) not found")
     try:

@@ -48,22 +48,50 @@ class Translator:
             The resized exemplar, ``256 x 256 x 3`` uint8 BGR; this model's colour order and
             normalisation are applied here.
         """
-        t = self.spec.tensors
-        if self.one_hot == "graph":
-            masks = mask[np.newaxis], exemplar_mask[np.newaxis]
-        else:
-            masks = one_hot(mask)[np.newaxis], one_hot(exemplar_mask)[np.newaxis]
-        return {
-            t.input_seg_map: masks[0],
-            t.ref_image: image_tensor(exemplar_bgr, self.spec.ref_image),
-            t.ref_seg_map: masks[1],
-        }
+        return model_inputs(self.spec, mask, exemplar_bgr, exemplar_mask, one_hot_placement=self.one_hot)
 
     def translate(self, mask: np.ndarray, exemplar_bgr: np.ndarray, exemplar_mask: np.ndarray) -> np.ndarray:
         """Run the model on one pair (arguments as :meth:`feed`); returns the raw ``3 x 256 x 256`` float32
         output (RGB, tanh range)."""
         (out,) = self.model.infer(self.feed(mask, exemplar_bgr, exemplar_mask))
         return out[0]
+
+
+def model_inputs(
+    spec: ModelSpec,
+    mask: np.ndarray,
+    exemplar_bgr: np.ndarray,
+    exemplar_mask: np.ndarray,
+    *,
+    one_hot_placement: OneHotPlacement,
+) -> dict[str, np.ndarray]:
+    """The inputs of the model ``spec`` for one pair, by tensor name (what :meth:`Translator.feed` feeds).
+
+    Parameters
+    ----------
+    spec
+        The model's tensor names and ``ref_image`` convention.
+    mask, exemplar_bgr, exemplar_mask
+        As :meth:`Translator.feed`.
+    one_hot_placement
+        ``"graph"``: the masks as ``1 x 256 x 256`` uint8 labels, for a model with :func:`one_hot_in_graph`
+        applied; ``"host"``: ``1 x 151 x 256 x 256`` float32 one-hot arrays, the model file's own inputs.
+
+    Notes
+    -----
+    Both placements give the model the same 0/1 floats; NNCF calibration (``evalkit compress``) feeds
+    ``"host"``, because it works on the model file as read, before any OneHot is put in front of it.
+    """
+    t = spec.tensors
+    if one_hot_placement == "graph":
+        masks = mask[np.newaxis], exemplar_mask[np.newaxis]
+    else:
+        masks = one_hot(mask)[np.newaxis], one_hot(exemplar_mask)[np.newaxis]
+    return {
+        t.input_seg_map: masks[0],
+        t.ref_image: image_tensor(exemplar_bgr, spec.ref_image),
+        t.ref_seg_map: masks[1],
+    }
 
 
 def one_hot_in_graph(

@@ -19,6 +19,7 @@ without d x d work per resample; :func:`set_delta_samples` exposes the per-resam
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,7 @@ __all__ = [
     "PairedDelta",
     "SetDelta",
     "SetDeltaSamples",
+    "beyond_allowance",
     "bootstrap_indices",
     "paired_delta",
     "set_delta_samples",
@@ -110,6 +112,24 @@ def within_allowance(delta: PairedDelta | SetDelta, allowance: float) -> bool | 
     if not (math.isfinite(point) and math.isfinite(delta.ci_low) and math.isfinite(delta.ci_high)):
         return None
     return worse_end(delta.ci_low, delta.ci_high, delta.higher_is_better, point) <= allowance
+
+
+def beyond_allowance(delta: PairedDelta | SetDelta, allowance: float) -> bool | None:
+    """Whether even the interval's better-side bound is worse than ``allowance``: the mirror of
+    :func:`within_allowance` (a sequential gate's FAIL).
+
+    Its upper end when higher is better, its lower end otherwise, is worse than the reference by more than
+    ``allowance``; a point estimate outside a shifted interval counts too (the better of the two, as
+    :func:`worse_end` takes the worse). ``None`` without a finite interval and difference.
+    """
+    point = delta.mean_delta if isinstance(delta, PairedDelta) else delta.delta
+    if not (math.isfinite(point) and math.isfinite(delta.ci_low) and math.isfinite(delta.ci_high)):
+        return None
+    # worse_end with the interval's ends swapped measures the better end's worsening; min() with the
+    # estimate's, as worse_end's max() for the worse side.
+    better = worse_end(delta.ci_high, delta.ci_low, delta.higher_is_better)
+    better = min(better, -point if delta.higher_is_better else point)
+    return better > allowance
 
 
 def _allowance_clause(
@@ -757,17 +777,26 @@ class _SetBootstrap:
             factors.append(psd_factor((scatter + scatter.T) / 2))
         return nuclear_norm(factors[1].T @ factors[0]) / (n - 1)
 
-    def run(self, indices: np.ndarray) -> tuple[SetDeltaSamples, dict[str, float]]:
-        """Per-resample values of all metrics, and KID of both models on all pairs (same kernel pass)."""
-        kids = self.kid(np.vstack([np.arange(self.n), indices]))
+    def run(
+        self, indices: np.ndarray, keys: Collection[str] = ("is", "fid", "kid")
+    ) -> tuple[SetDeltaSamples, dict[str, float]]:
+        """Per-resample values of the metrics ``keys``, and KID of both models on all pairs (same kernel
+        pass; NaN without ``"kid"``)."""
         counts = _counts(indices, self.n)
-        fids = self.fid(counts)
-        samples = SetDeltaSamples(
-            indices=indices,
-            reference={"is": self.inception(counts, "r"), "fid": fids["r"], "kid": kids["r"][1:]},
-            candidate={"is": self.inception(counts, "c"), "fid": fids["c"], "kid": kids["c"][1:]},
-        )
-        return samples, {"r": float(kids["r"][0]), "c": float(kids["c"][0])}
+        samples = SetDeltaSamples(indices=indices)
+        full_kid = {"r": math.nan, "c": math.nan}
+        if "kid" in keys:
+            kids = self.kid(np.vstack([np.arange(self.n), indices]))
+            full_kid = {model: float(kids[model][0]) for model in "rc"}
+            for model, out in (("r", samples.reference), ("c", samples.candidate)):
+                out["kid"] = kids[model][1:]
+        if "fid" in keys:
+            fids = self.fid(counts)
+            samples.reference["fid"], samples.candidate["fid"] = fids["r"], fids["c"]
+        if "is" in keys:
+            samples.reference["is"] = self.inception(counts, "r")
+            samples.candidate["is"] = self.inception(counts, "c")
+        return samples, full_kid
 
 
 def _prepare(
@@ -881,6 +910,7 @@ def set_deltas(
     kid_subset_size: int = DEFAULT_SUBSET_SIZE,
     kid_seed: int = 0,
     fid_method: FidMethod = "auto",
+    metrics: Collection[str] | None = None,
 ) -> dict[str, SetDelta]:
     """Differences of IS, FID and KID between two models on the same pairs, with bootstrap intervals.
 
@@ -908,11 +938,15 @@ def set_deltas(
         Seed of the KID subsets when ``kid_subsets`` is an integer (the ``seed`` given to ``kid``).
     fid_method : {"auto", "gram", "eigh", "sqrtm"}
         Route of ``evalkit.metrics.fid`` for the FID on all pairs.
+    metrics : collection of str, optional
+        The set metrics to compute (keys of the registry's ``comparison="set"`` metrics); default all.
+        Leaving FID out saves its per-resample eigenvalue problems, by far the costliest part.
 
     Returns
     -------
     dict of str to SetDelta
-        ``"is"``, ``"fid"``, ``"kid"`` -> :class:`SetDelta` (delta = candidate - reference).
+        ``"is"``, ``"fid"``, ``"kid"`` (those of ``metrics``) -> :class:`SetDelta` (delta = candidate -
+        reference).
 
     Raises
     ------
@@ -975,17 +1009,19 @@ def set_deltas(
         kid_subset_size=kid_subset_size,
         kid_seed=kid_seed,
     )
-    point = {
-        "is": (inception_score(ref_probs)[0], inception_score(cand_probs)[0]),
-        "fid": (
+    keys = [m.key for m in SET_METRICS if metrics is None or m.key in metrics]
+    point = {}
+    if "is" in keys:
+        point["is"] = (inception_score(ref_probs)[0], inception_score(cand_probs)[0])
+    if "fid" in keys:
+        point["fid"] = (
             fid(gt_features, ref_features, method=fid_method),
             fid(gt_features, cand_features, method=fid_method),
-        ),
-    }
-    samples, full_kid = boot.run(bootstrap_indices(boot.n, n_resamples, seed))
+        )
+    samples, full_kid = boot.run(bootstrap_indices(boot.n, n_resamples, seed), keys)
     point["kid"] = (full_kid["r"], full_kid["c"])
     results = {}
-    for metric in SET_METRICS:
+    for metric in (m for m in SET_METRICS if m.key in keys):
         key, name, higher_is_better = metric.key, metric.name, metric.higher_is_better
         ref_value, cand_value = point[key]
         ci_low = ci_high = math.nan
