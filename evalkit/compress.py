@@ -53,6 +53,7 @@ __all__ = [
     "CompressedModel",
     "MaxDrop",
     "Mode",
+    "check_outputs",
     "check_request",
     "compress_model",
     "compressed_name",
@@ -91,7 +92,7 @@ def compressed_name(source: str, mode: Mode) -> str:
 
 # ------------------------------------------------------------------------------------------------ --max-drop
 
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$", re.ASCII)  # not Arabic-Indic digits
 
 
 @dataclass(frozen=True)
@@ -423,6 +424,30 @@ def check_request(config: cfg.Config, source: str, mode: str, max_drop: MaxDrop 
         raise InputError(f"{config.source}: already has a model named '{name}', the compressed model's name")
 
 
+def check_outputs(config: cfg.Config, source: str, mode: str, directory: Path) -> None:
+    """Refuse, before NNCF starts, a compressed model whose files would land on an input: a model or the
+    verifier of the config (IR ``.xml`` and ``.bin``) or the pairs file (one line, :class:`InputError`)."""
+    name = compressed_name(source, mode)  # type: ignore[arg-type]
+    written = [directory / f"{name}{suffix}" for suffix in (".xml", ".bin", ".json", ".evaluation_pairs.txt")]
+    inputs: dict[Path, str] = {}
+    for spec in config.models:
+        if spec.path is not None:
+            inputs[spec.path] = f"model '{spec.name}'"
+            inputs[spec.path.with_suffix(".bin")] = f"model '{spec.name}' (weights)"
+    if config.verifier.path is not None:
+        inputs[config.verifier.path] = "the verifier"
+        inputs[config.verifier.path.with_suffix(".bin")] = "the verifier (weights)"
+    if config.dataset.pairs is not None:
+        inputs[config.dataset.pairs] = "the pairs file"
+    resolved = {path.resolve(): what for path, what in inputs.items()}
+    for path in written:
+        what = resolved.get(path.resolve())
+        if what is not None:
+            raise InputError(
+                f"{path}: the compressed model's file would replace {what}; choose another --output"
+            )
+
+
 def _stable_names(model: Any, keep: set[str]) -> None:
     # OpenVINO names an unnamed node TYPE_N from a process-wide counter, so NNCF's helper nodes got
     # different names in each process (the only bytes that differed between two runs): renumber them in
@@ -526,6 +551,7 @@ def compress_model(
         calibration = draw_calibration_pairs(pairs, calibration_pairs, seed)
         if len(calibration) < calibration_pairs:
             log(f"calibration: {calibration_pairs} pairs asked for, the run has {len(calibration)}: all used")
+    source_sha256 = model_sha256(spec.path)  # before anything is written
     model, out_index = read_translator_model(make_core(), spec)
     source_names = {op.get_friendly_name() for op in model.get_ops()}  # before NNCF (it may edit in place)
     settings: dict[str, Any]
@@ -574,7 +600,10 @@ def compress_model(
             + ", ".join(reverted)
         )
     elif max_drop is not None:
-        log(f"accuracy control reverted nothing: {max_drop.text} was met by the plain quantization")
+        log(
+            f"accuracy control reverted nothing: on the {len(calibration)} calibration pairs the plain "
+            f"quantization was no worse than {max_drop.text} allows (the full evaluation decides)"
+        )
     xml = Path(directory) / f"{name}.xml"
     _save_ir(compressed, xml)
     label = _label(spec, mode, len(calibration), evaluated_with_calibration, reverted, nncf_log.total)
@@ -583,7 +612,7 @@ def compress_model(
         "name": name,
         "label": label,
         "mode": mode,
-        "source": {"name": source, "path": str(spec.path), "sha256": model_sha256(spec.path)},
+        "source": {"name": source, "path": str(spec.path), "sha256": source_sha256},
         "compressed": {"xml": xml.name, "sha256": model_sha256(xml)},
         "nncf": nncf_version,
         "openvino": ov.get_version(),

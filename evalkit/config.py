@@ -7,6 +7,7 @@ as on the command line. Every problem is reported as one line naming the file an
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import reprlib
@@ -497,6 +498,9 @@ def parse_published(raw: Any, source: str = "<config>") -> PublishedTable:
 
 def check_alpha(value: Any, where: str) -> float:
     """A sequential gate's error level: a number in (0, 0.5); ``where`` names the key or flag in the error."""
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text
+        with contextlib.suppress(ValueError):
+            value = float(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 0.5:
         raise InputError(f"{where}: expected an error level in (0, 0.5), e.g. 0.05, got {_shown(value)}")
     return float(value)
@@ -513,7 +517,7 @@ def check_look_every(value: Any, where: str) -> int:
 
 
 def parse_sequential(raw: Any, source: str = "<config>") -> SequentialSpec:
-    """Validate a ``sequential:`` mapping (``{alpha: 0.05, look_every: 50}``; empty or null: the defaults).
+    """Validate a ``sequential:`` mapping (``{alpha: 0.05, look_every: 50}``; ``{}``: the defaults).
 
     Raises
     ------
@@ -543,7 +547,8 @@ def parse_config(raw: Any, source: str = "<config>") -> Config:
     top = r.mapping(raw, "", _TOP_KEYS)
     # Read first: a bad threshold or figure fails when the config is read, not after the inference.
     gate, published = _gate_keys(top, source)
-    sequential = parse_sequential(top["sequential"], source) if "sequential" in top else None
+    # null turns it off, as under `gate:`; {} takes the defaults
+    sequential = parse_sequential(top["sequential"], source) if top.get("sequential") is not None else None
 
     ds = r.mapping(top.get("dataset"), "dataset", _DATASET_KEYS)
     dataset = DatasetSpec(

@@ -787,6 +787,7 @@ def compress_and_report(
     Every model of the run is gated against the source, as ``run --gate`` gates against the reference.
     """
     from evalkit.compress import (
+        check_outputs,
         check_request,
         compress_model,
         draw_calibration_pairs,
@@ -813,9 +814,21 @@ def compress_and_report(
             f"--exclude-calibration: {len(calibration)} calibration pairs of {len(pairs)} leave "
             f"{len(pairs) - len(calibration)} to evaluate; FID needs at least {MIN_PAIRS}"
         )
+    if bound is not None and bound.relative and len(calibration) < MIN_PAIRS:
+        raise InputError(
+            f"--calibration-pairs {len(calibration)}: --max-drop {bound.text} validates {bound.metric.name} "
+            f"on the calibration pairs, and it needs at least {MIN_PAIRS}"
+        )
+    check_outputs(conf, source, mode, folder / "models")
+    from evalkit.execution.journal import journal_exists
     from evalkit.execution.lock import output_lock
 
     with output_lock(folder):  # from the compressed model's files to the last report: one writer
+        if journal_exists(folder) and not fresh:  # before NNCF: the model would be made for nothing
+            raise InputError(
+                f"{folder}: holds the journal of an unfinished run; compress cannot resume it (the model "
+                "would be made again): pass --fresh to discard it, or choose another --output"
+            )
         made = compress_model(
             conf,
             source,

@@ -62,6 +62,7 @@ def test_max_drop_units_are_part_of_the_syntax() -> None:
         ("psnr=", "'' is not a number"),
         ("psnr", "expected METRIC=VALUE"),
         ("psnr=nan", "is not a number"),
+        ("psnr=\u0663", "is not a number"),  # an Arabic-Indic 3: not a number a user types for 3
     ],
 )
 def test_max_drop_bad_values_are_one_line_input_errors(text: str, says: str) -> None:
@@ -136,6 +137,7 @@ def nncf_installed() -> None:
         (["--calibration-pairs", "0"], "expected a positive number of pairs, got 0"),
         (["--calibration-pairs", "3", "--exclude-calibration"], "leave 1 to evaluate; FID needs at least 2"),
         (["--model", "nosuch=x.xml"], "'nosuch' is not a model of"),
+        (["--calibration-pairs", "1", "--max-drop", "fid=2%"], "validates FID on the calibration pairs"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(
@@ -320,3 +322,31 @@ def test_install_hint_names_the_extras_pinned_range() -> None:
 
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert pyproject["project"]["optional-dependencies"]["compress"] == [NNCF_REQUIREMENT]
+
+
+def test_the_compressed_model_never_replaces_an_input_and_a_journal_is_refused_before_nncf(
+    nncf_installed, standins, synthetic_data, tmp_path: Path, capsys
+) -> None:
+    import shutil
+
+    out = tmp_path / "out"
+    (out / "models").mkdir(parents=True)
+    # the source itself sits where the compressed model would be written
+    source = out / "models" / "original-int8.xml"
+    shutil.copy(standins.original, source)
+    shutil.copy(standins.original.with_suffix(".bin"), source.with_suffix(".bin"))
+    before = source.read_bytes(), source.with_suffix(".bin").read_bytes()
+    code = cli.main(_args(standins, synthetic_data(4), out, "--model", f"original={source}"))
+    assert code == 2
+    assert one_error_line(capsys) == (
+        f"evalkit: error: {source}: the compressed model's file would replace model 'original'; "
+        "choose another --output"
+    )
+    assert (source.read_bytes(), source.with_suffix(".bin").read_bytes()) == before
+
+    other = tmp_path / "other"
+    (other / ".evalkit-journal").mkdir(parents=True)
+    (other / ".evalkit-journal" / "meta.json").write_text("{}")
+    assert cli.main(_args(standins, synthetic_data(4), other)) == 2
+    assert "compress cannot resume it" in one_error_line(capsys)
+    assert not (other / "models").exists()  # refused before NNCF made anything

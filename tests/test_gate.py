@@ -490,3 +490,17 @@ def test_standin_run_against_itself_as_baseline(standin_run: RunResult) -> None:
     )
     with pytest.raises(InputError, match=r"verifier\.sha256"):
         compare_runs(standin_run, reseeded)
+
+
+def test_runs_of_the_same_count_but_different_pairs_are_not_compared() -> None:
+    # a sequential run stops on a random subset: 8 pairs of 32 are not "the first 8"
+    ms = {"original": metrics(), "converted": metrics()}
+    baseline = make_run(ms, n=8)
+    moved = {
+        name: tuple(dataclasses.replace(s, pair_id=f"ADE_val_{i + 20:08d}") for i, s in enumerate(m.samples))
+        for name, m in baseline.models.items()
+    }
+    candidate = make_run(ms, n=8, model_samples=moved)
+    with pytest.raises(InputError, match=r"runs not comparable: the pairs evaluated differs .*in one only"):
+        compare_runs(baseline, candidate)
+    assert compare_runs(baseline, make_run(ms, n=8)).passed  # the same pairs: compared

@@ -295,6 +295,17 @@ def test_the_section_sets_sequential_gating_and_needs_the_gate(tmp_path: Path, c
     assert "key 'sequential' (--sequential): sequential gating needs --gate" in one_error_line(capsys)
 
 
+@pytest.mark.parametrize(("section", "expected"), [
+    ("sequential: null", None),  # off, as `null` under gate: means off
+    ("sequential: {}", SequentialSpec()),
+    ("sequential: {alpha: 1e-3}", SequentialSpec(alpha=0.001)),  # YAML 1.1 reads 1e-3 as text
+])  # fmt: skip
+def test_null_is_off_and_a_dotless_exponent_is_a_number(tmp_path: Path, section: str, expected) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(cfg.bundled_config("demo.yaml").read_text() + f"\n{section}\n")
+    assert cfg.load_config(config).sequential == expected
+
+
 # ------------------------------------------------------------------------------------------ sample sizes
 
 
@@ -432,3 +443,37 @@ def test_a_worse_candidate_fails_early_and_a_resumed_run_decides_the_same(
     other = replace(config, metrics=replace(config.metrics, seed=1))
     with pytest.raises(InputError, match=r"different run \(config\.metrics\.seed differs\)"):
         run_and_report(other, again, gate=True, gallery_pairs=0, resume=True)
+
+
+def test_skipped_pairs_are_not_counted_as_evaluated(standins, synthetic_data, tmp_path: Path) -> None:
+    import shutil
+
+    from evalkit.data.ade20k import pair_files, read_pairs
+    from evalkit.execution.pipeline import run
+
+    data = synthetic_data(32)
+    root = tmp_path / "root"
+    shutil.copytree(data.root, root)
+    pairs = read_pairs(data.pairs)
+    first = seq_order(32)[:8]
+    for i in first[:2]:  # two of the first look's pairs cannot be read
+        pair_files(root, pairs[i]).input_mask.unlink()
+    config = _sequential_config(standins, data, standins.converted)
+    config = replace(
+        config,
+        dataset=replace(config.dataset, root=root),
+        metrics=replace(config.metrics, profile="reference"),
+    )
+    result = run(config, journal=False, on_error="skip")
+    seq = result.sequential
+    assert seq is not None and len(result.skipped) >= 2
+    assert seq.n_done == result.models["converted"].n == result.dataset.n_pairs
+
+
+def test_plan_of_a_run_with_one_model_says_why_it_has_nothing_to_plan() -> None:
+    import records
+
+    from evalkit.report.plan import render_plan
+
+    with pytest.raises(InputError, match=r"no candidate model with a gated metric to plan for \(models: o"):
+        render_plan(records.run({"original": records.metrics()}))

@@ -443,7 +443,7 @@ def _run(
         timings={"evaluation_s": t_infer, "metrics_s": t_metrics},
         skipped=skipped,
         comparison=comparison,
-        sequential=None if sequential is None else sequential.outcome(len(records)),
+        sequential=None if sequential is None else sequential.outcome(evaluated),  # skipped pairs not counted
     )
 
 
@@ -490,8 +490,13 @@ def _evaluate_in_looks(
             continue
         gt_features, outputs = collect(window, names)
         if gate.look(number, look_data(gt_features, outputs)):
-            decided = ", ".join(f"{d.model} {d.metric} {d.verdict}" for d in gate.outcome(n).decisions)
-            log(f"sequential gate: stopped at look {number}, after {n} of {len(pairs)} pairs ({decided})")
+            decided = ", ".join(
+                f"{d.model} {d.metric} {d.verdict}" for d in gate.outcome(len(window)).decisions
+            )
+            log(
+                f"sequential gate: stopped at look {number}, after {len(window)} evaluated of {len(pairs)} "
+                f"pairs ({decided})"
+            )
             return
     evaluate_up_to(len(pairs))
 

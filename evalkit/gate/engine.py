@@ -172,6 +172,15 @@ def _check_comparable(baseline: RunResult, candidate: RunResult, notes: list[str
         raise refuse(
             "dataset.pairs_sha256", bd.pairs_sha256[:12], cd.pairs_sha256[:12], "different pairs files"
         )
+    # Same count, but a run stopped early (sequential) or limited evaluates its own subset: compare the ids.
+    b_ids, c_ids = _evaluated_pairs(baseline), _evaluated_pairs(candidate)
+    if b_ids is not None and c_ids is not None and b_ids != c_ids:
+        only = sorted(b_ids - c_ids)[:3] or sorted(c_ids - b_ids)[:3]
+        raise refuse(
+            "the pairs evaluated", len(b_ids), len(c_ids),
+            f"the runs evaluated different pairs of the same file (e.g. {', '.join(only)} in one only; "
+            "a sequential run stops on a random subset)",
+        )  # fmt: skip
     # Same file and count, but --on-error skip may have left out different pairs.
     b_skip = sorted(s.pair_id for s in baseline.skipped)
     c_skip = sorted(s.pair_id for s in candidate.skipped)
@@ -208,6 +217,12 @@ def _check_comparable(baseline: RunResult, candidate: RunResult, notes: list[str
             # JPEG decoders and resize kernels change numbers a little between versions.
             notes.append(f"{lib} version differs: baseline {a}, candidate {b}")
     return bs["seed"] != cs["seed"]
+
+
+def _evaluated_pairs(run: RunResult) -> set[str] | None:
+    """The pair ids a run evaluated (those of its first model's samples), ``None`` when it kept no samples."""
+    samples = next(iter(run.models.values())).samples if run.models else ()
+    return {s.pair_id for s in samples} if samples else None
 
 
 def _model_names(run: RunResult, names: Sequence[str] | None, what: str) -> list[str]:
@@ -464,7 +479,7 @@ def compare_to_published(
 
 def sequential_note(seq: SequentialRun) -> str:
     """One sentence on how a sequential run ended, for the gate's notes and the reports."""
-    level = f"error level {seq.alpha:.0%} per gated metric"
+    level = f"error level {seq.alpha * 100:.3g}% per gated metric"
     if seq.stopped_early:
         return (
             f"stopped early (sequential gate): {seq.n_done} of {seq.n_listed} listed pairs evaluated, at "

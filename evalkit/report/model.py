@@ -277,7 +277,7 @@ def _sequential(result: RunResult) -> SequentialSection | None:
     seq: SequentialRun | None = result.sequential
     if seq is None:
         return None
-    level = f"{seq.alpha:.0%}"
+    level = f"{seq.alpha * 100:.3g}%"
     if seq.stopped_early:
         headline = (
             f"The run stopped early: {seq.n_done} of {seq.n_listed} listed pairs evaluated (look "
@@ -290,8 +290,9 @@ def _sequential(result: RunResult) -> SequentialSection | None:
     headline += (
         f" Sequential gate: pairs in a random order (seed {seq.order_seed}), looks after "
         f"{', '.join(map(str, seq.looks))} pairs; intervals {seq.method}, simultaneous "
-        f"{1 - 2 * seq.alpha:.0%} (each decisive end one-sided at {level}); error level {level} per gated "
-        "metric (the chance its decision differs from the gate on all pairs)."
+        f"{(1 - 2 * seq.alpha) * 100:.6g}% (each decisive end one-sided at {level}); error level {level} per "
+        "gated metric (the chance its decision differs from the gate on all pairs; rare failures excepted, "
+        "see the README)."
     )
     rows = []
     for d in seq.decisions:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from evalkit import defaults
+from evalkit.errors import InputError
 from evalkit.metrics.registry import METRICS_BY_KEY
 from evalkit.number_format import format_number
 from evalkit.results import RunResult
@@ -25,6 +26,11 @@ def render_plan(result: RunResult, *, alpha: float | None = None, power: float =
     if alpha is None:
         alpha = result.sequential.alpha if result.sequential is not None else defaults.SEQUENTIAL_ALPHA
     rows = plan_pairs(result, alpha, power)
+    if not rows:
+        raise InputError(
+            f"plan: the run has no candidate model with a gated metric to plan for (models: "
+            f"{', '.join(result.models)}; a plan compares a candidate with the reference model)"
+        )
     lines = [
         f"# Pairs needed (two-sided test at {alpha:g}, power {power:.0%})",
         "",
@@ -39,7 +45,12 @@ def render_plan(result: RunResult, *, alpha: float | None = None, power: float =
         places = metric.decimals
         allowance = format_number(r.allowance, places, metric.unit) if math.isfinite(r.allowance) else "n/a"
         sd = format_number(r.sd, places, metric.unit) if math.isfinite(r.sd) else "n/a"
-        pairs = "n/a" if r.pairs is None else str(r.pairs)
+        if r.pairs is not None:
+            pairs = f"{r.pairs:,}" if r.pairs < 10**12 else "more than 10^12"
+        elif math.isfinite(r.allowance) and r.allowance == 0:
+            pairs = "n/a (allowance 0: no size tells it from zero)"
+        else:
+            pairs = "n/a (no spread to read)"
         lines.append(f"| {r.model} | {metric.name} | {allowance} | {sd} | {pairs} | {r.source} |")
     lines += [
         "",
