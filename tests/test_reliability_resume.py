@@ -122,33 +122,47 @@ def test_an_interrupt_inside_a_flush_never_writes_a_record_twice(tmp_path: Path,
     assert [r.index for r in Journal(tmp_path, {"k": 1}, ["a", "b"]).resume()] == [0, 1, 2, 3]
 
 
+SIGTERM_DURING_FLUSH = """
+import os, signal, sys
+from pathlib import Path
+import numpy as np
+from evalkit.execution.journal import Journal, ModelRecord, PairRecord
+
+class Interrupted(Exception):
+    pass
+
+def raise_interrupted(signum, frame):
+    raise Interrupted
+
+signal.signal(signal.SIGTERM, raise_interrupted)
+j = Journal(Path(sys.argv[1]), {"k": 1}, ["a"], flush_every=100)
+j.start()
+for i in range(3):
+    model = ModelRecord({"psnr": 1.0}, np.ones(3, np.float32), np.ones(2, np.float32))
+    hashes = {r: "x" for r in ("input_mask", "exemplar", "exemplar_mask", "ground_truth")}
+    j.append(PairRecord(i, f"p{i}", np.zeros(2, np.float32), {"a": model}, files_sha256=hashes))
+real_fsync, sent = os.fsync, []
+
+def signal_then_fsync(fd):
+    if not sent:  # SIGTERM arrives between the two files
+        sent.append(fd)
+        os.kill(os.getpid(), signal.SIGTERM)
+    real_fsync(fd)
+
+os.fsync = signal_then_fsync
+try:
+    j.flush()
+except Interrupted:
+    print("interrupted after the flush")
+"""
+
+
 def test_sigterm_during_a_flush_waits_until_the_records_are_on_disk(tmp_path: Path) -> None:
-    def raise_interrupted(signum, frame):
-        raise Interrupted
-
-    j = Journal(tmp_path, {"k": 1}, ["a", "b"], flush_every=100)
-    j.start()
-    for i in range(3):
-        j.append(record(i))
-    real_fsync = os.fsync
-    sent = []
-
-    def signal_then_fsync(fd: int) -> None:
-        if not sent:  # once, from the flush itself: SIGTERM arrives between the two files
-            sent.append(fd)
-            os.kill(os.getpid(), signal.SIGTERM)
-        real_fsync(fd)
-
-    previous = signal.signal(signal.SIGTERM, raise_interrupted)
-    try:
-        # the patch ends before the default SIGTERM action is back: no other fsync may signal then
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(os, "fsync", signal_then_fsync)
-            with pytest.raises(Interrupted):
-                j.flush()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    assert sent and [r.index for r in Journal(tmp_path, {"k": 1}, ["a", "b"]).resume()] == [0, 1, 2]
+    # in a process of its own: a real signal sent to the test runner could reach any of its threads
+    command = [sys.executable, "-c", SIGTERM_DURING_FLUSH, str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "interrupted after the flush\n", done.stderr
+    assert [r.index for r in Journal(tmp_path, {"k": 1}, ["a"]).resume()] == [0, 1, 2]
 
 
 def test_journal_of_another_run_is_refused(tmp_path: Path) -> None:
