@@ -95,6 +95,23 @@ def standin_config(standins, root: Path, pairs: Path):
     return replace(config, output=None)
 
 
+def evaluate_standins(standins, root: Path, pairs: Path, output: Path | None = None, **kwargs):
+    """``evalkit.evaluate`` of the demo config with the stand-ins (``original``, ``converted``, verifier) on
+    the data set ``root`` / ``pairs``; ``kwargs`` as for :func:`evalkit.evaluate`."""
+    import evalkit
+    from evalkit import config as cfg
+
+    return evalkit.evaluate(
+        cfg.bundled_config("demo.yaml"),
+        data_root=root,
+        pairs=pairs,
+        models={"original": standins.original, "converted": standins.converted},
+        verifier=standins.verifier,
+        output=output,
+        **kwargs,
+    )
+
+
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     """The single line a bad-input exit prints on stderr."""
     lines = capsys.readouterr().err.strip().splitlines()

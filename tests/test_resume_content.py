@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import evaluate_standins
 from PIL import Image
 
-import evalkit
-from evalkit.config import bundled_config
 from evalkit.data import ade20k
 from evalkit.data.ade20k import PAIR_FILE_ROLES, pair_file_hashes, read_pair, read_pairs
 from evalkit.errors import InputError
@@ -78,15 +77,7 @@ def own_tree(synthetic_data, tmp_path: Path):
 
 
 def run_on(root: Path, pairs: Path, standins, output: Path | None, **kwargs):
-    return evalkit.evaluate(
-        bundled_config("demo.yaml"),
-        data_root=root,
-        pairs=pairs,
-        models={"original": standins.original, "converted": standins.converted},
-        verifier=standins.verifier,
-        output=output,
-        **kwargs,
-    )
+    return evaluate_standins(standins, root, pairs, output, **kwargs)
 
 
 def same_numbers(a, b) -> bool:

@@ -7,12 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import evaluate_standins
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-import evalkit
-from evalkit.config import bundled_config
 from evalkit.data.ade20k import PAIR_FILE_ROLES, pair_files, read_pairs
 from evalkit.execution.journal import JOURNAL_DIR, Journal, PairRecord
 
@@ -28,16 +27,7 @@ actions = st.lists(st.one_of(interrupt, tear, edit), min_size=1, max_size=5)
 
 
 def evaluate(standins, root: Path, pairs: Path, output: Path | None, **kwargs):
-    return evalkit.evaluate(
-        bundled_config("demo.yaml"),
-        data_root=root,
-        pairs=pairs,
-        models={"original": standins.original, "converted": standins.converted},
-        verifier=standins.verifier,
-        output=output,
-        metrics="reference",
-        **kwargs,
-    )
+    return evaluate_standins(standins, root, pairs, output, metrics="reference", **kwargs)
 
 
 def paint(path: Path, value: int) -> None:
