@@ -53,7 +53,6 @@ __all__ = [
     "CompressedModel",
     "MaxDrop",
     "Mode",
-    "check_outputs",
     "check_request",
     "compress_model",
     "compressed_name",
@@ -422,30 +421,6 @@ def check_request(config: cfg.Config, source: str, mode: str, max_drop: MaxDrop 
     name = compressed_name(source, mode)  # type: ignore[arg-type]
     if name in names:
         raise InputError(f"{config.source}: already has a model named '{name}', the compressed model's name")
-
-
-def check_outputs(config: cfg.Config, source: str, mode: str, directory: Path) -> None:
-    """Refuse, before NNCF starts, a compressed model whose files would land on an input: a model or the
-    verifier of the config (IR ``.xml`` and ``.bin``) or the pairs file (one line, :class:`InputError`)."""
-    name = compressed_name(source, mode)  # type: ignore[arg-type]
-    written = [directory / f"{name}{suffix}" for suffix in (".xml", ".bin", ".json", ".evaluation_pairs.txt")]
-    inputs: dict[Path, str] = {}
-    for spec in config.models:
-        if spec.path is not None:
-            inputs[spec.path] = f"model '{spec.name}'"
-            inputs[spec.path.with_suffix(".bin")] = f"model '{spec.name}' (weights)"
-    if config.verifier.path is not None:
-        inputs[config.verifier.path] = "the verifier"
-        inputs[config.verifier.path.with_suffix(".bin")] = "the verifier (weights)"
-    if config.dataset.pairs is not None:
-        inputs[config.dataset.pairs] = "the pairs file"
-    resolved = {path.resolve(): what for path, what in inputs.items()}
-    for path in written:
-        what = resolved.get(path.resolve())
-        if what is not None:
-            raise InputError(
-                f"{path}: the compressed model's file would replace {what}; choose another --output"
-            )
 
 
 def _stable_names(model: Any, keep: set[str]) -> None:

@@ -787,7 +787,6 @@ def compress_and_report(
     Every model of the run is gated against the source, as ``run --gate`` gates against the reference.
     """
     from evalkit.compress import (
-        check_outputs,
         check_request,
         compress_model,
         draw_calibration_pairs,
@@ -805,7 +804,9 @@ def compress_and_report(
         raise InputError("--exclude-calibration: only with --mode int8 (weight compression uses no data)")
     folder = _path(output) or conf.output or Path(defaults.OUTPUT)
     conf = replace(conf, output=folder)
-    pairs = require_runnable(conf, output=folder).pairs  # every input checked before NNCF starts
+    # every input checked before NNCF starts; DIR/models is an output like any other: never an input's folder
+    models_folder = {"the compressed models' folder": folder / "models"}
+    pairs = require_runnable(conf, output=folder, outputs=models_folder).pairs
     calibration = ()
     if mode == "int8":  # an empty calibration set is refused here, before NNCF starts
         calibration = draw_calibration_pairs(pairs, calibration_pairs, conf.metrics.seed)
@@ -819,7 +820,6 @@ def compress_and_report(
             f"--calibration-pairs {len(calibration)}: --max-drop {bound.text} validates {bound.metric.name} "
             f"on the calibration pairs, and it needs at least {MIN_PAIRS}"
         )
-    check_outputs(conf, source, mode, folder / "models")
     from evalkit.execution.journal import journal_exists
     from evalkit.execution.lock import output_lock
 
